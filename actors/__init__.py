@@ -1,0 +1,1 @@
+"""The broker's actors: connections, channels, exchanges, queues and consumers."""

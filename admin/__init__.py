@@ -1,0 +1,1 @@
+"""The Bottle admin page and management API: arrives with the admin issue."""

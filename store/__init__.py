@@ -1,0 +1,1 @@
+"""Durable storage (Peewee): arrives with the durability issue."""
