@@ -1,0 +1,24 @@
+"""What an actor may ask of its connection's wire layer (implemented by wire.protocol)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from wire.errors import AMQPError
+
+
+class Link(Protocol):
+    """The write side of one client connection, as actors see it."""
+
+    frame_max: int
+    connection_name: str
+    writable: bool  # False while the socket's write buffer is above its high-water mark
+
+    def write(self, data: bytes) -> None:
+        """Queue encoded frames; they go out once per loop turn."""
+
+    def channel_closed(self, channel: int) -> None:
+        """The channel's number is free again (after channel.close-ok either way)."""
+
+    def close_connection(self, error: AMQPError) -> None:
+        """Close the whole connection with a hard error."""

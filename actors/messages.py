@@ -1,0 +1,253 @@
+"""Typed messages between actors: small frozen dataclasses, named for what happened or is asked.
+
+Batches travel as lists inside one message (one tell per destination per loop turn); the
+lists are handed over, never touched again by the sender.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pykka import ActorRef
+
+    from actors.content import Entry, Message
+    from wire import spec
+    from wire.errors import AMQPError
+
+# ----- wire -> channel / connection
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInput:
+    """Methods and completed publishes that arrived on a channel, in order."""
+
+    items: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionGone:
+    """The client's socket is closed (or the connection is being closed): clean up and stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class Writable:
+    """The connection's socket drained below its low-water mark: deliveries may resume."""
+
+
+# ----- channel -> vhost, and replies
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A declare/bind/delete/purge/consume/get method for the vhost to carry out."""
+
+    method: spec.Method
+    reply_to: ActorRef[Any]
+    connection_id: int
+    consumer: ActorRef[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The outcome of a Request: a method to send (None for no-wait) or an error."""
+
+    method: spec.Method | None = None
+    error: AMQPError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveExchange:
+    """Ask the vhost for an exchange's actor, to publish to it."""
+
+    name: str
+    reply_to: ActorRef[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeResolved:
+    """The exchange's actor (None when there is no such exchange) and whether it is internal."""
+
+    name: str
+    ref: ActorRef[Any] | None
+    internal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """A connection is gone: its exclusive queues go with it."""
+
+    connection_id: int
+
+
+# ----- routing
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Messages for an exchange to route. ``seqs`` holds confirm sequence numbers (or 0)."""
+
+    messages: list[Message]
+    seqs: list[int]
+    reply_to: ActorRef[Any] | None
+    visited: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RouteResult:
+    """What an exchange tells a confirm/mandatory channel: returns, then per-seq queue counts."""
+
+    returned: list[Message]
+    routed: list[tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueue:
+    """Messages routed to a queue; ``seqs`` are confirm numbers to report as Accepted."""
+
+    messages: list[Message]
+    seqs: list[int]
+    reply_to: ActorRef[Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A queue has taken these confirm sequence numbers."""
+
+    seqs: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class AddBinding:
+    """Bind a destination (queue or exchange actor) on an exchange."""
+
+    dest: ActorRef[Any]
+    routing_key: str
+    arguments: dict[str, Any]
+    reply_to: ActorRef[Any] | None
+    reply: spec.Method | None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveBinding:
+    """Unbind a destination from an exchange."""
+
+    dest: ActorRef[Any]
+    routing_key: str
+    arguments: dict[str, Any]
+    reply_to: ActorRef[Any] | None
+    reply: spec.Method | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlternateIs:
+    """Vhost -> exchange: the actor of its alternate exchange (None while it does not exist)."""
+
+    ref: ActorRef[Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveDestination:
+    """A queue or exchange was deleted: drop every binding to it."""
+
+    dest: ActorRef[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteOutcome:
+    """Queue -> vhost: whether a queue.delete went ahead, and the reply for the channel."""
+
+    name: str
+    deleted: bool
+    reply: Reply
+    reply_to: ActorRef[Any] | None
+
+
+# ----- queue <-> consumer <-> channel
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Entries a queue hands to one consumer."""
+
+    entries: list[Entry]
+
+
+@dataclass(frozen=True, slots=True)
+class Deliveries:
+    """A consumer's deliveries, forwarded to its channel for tags and framing."""
+
+    consumer_tag: str
+    queue: ActorRef[Any]
+    no_ack: bool
+    entries: list[Entry]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerAdded:
+    """The queue accepted the consumer (sent through the consumer actor, keeping order)."""
+
+    consumer_tag: str
+    queue: ActorRef[Any]
+    nowait: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerRemoved:
+    """The consumer is gone: ``notify`` when the server cancels it (queue deleted)."""
+
+    consumer_tag: str
+    notify: bool
+    nowait: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AddConsumer:
+    """Channel -> vhost -> queue: register a consumer actor on a queue."""
+
+    queue: str
+    consumer: ActorRef[Any]
+    channel: ActorRef[Any]
+    connection_id: int
+    consumer_tag: str
+    no_ack: bool
+    exclusive: bool
+    prefetch: int
+    nowait: bool
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelConsumer:
+    """Channel -> queue: remove a consumer (the reply goes through the consumer actor)."""
+
+    consumer: ActorRef[Any]
+    nowait: bool
+    channel_closed: bool = False  # then no reply, and its in-flight deliveries are requeued
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """Channel -> queue: delivered entries are acked (``requeue`` None), requeued or dropped."""
+
+    entry_ids: list[int]
+    requeue: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """Channel -> queue: the consumer's deliveries were written; it may take ``count`` more."""
+
+    consumer: ActorRef[Any]
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class GetResult:
+    """basic.get's answer: one entry (None when empty) and how many remain."""
+
+    entry: Entry | None
+    message_count: int
+    queue: ActorRef[Any]
+    no_ack: bool

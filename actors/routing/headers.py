@@ -1,0 +1,206 @@
+"""The headers exchange: binding arguments are matched against the message's headers table.
+
+Semantics follow RabbitMQ's ``rabbit_exchange_type_headers.erl`` (3.x):
+
+- ``x-match`` picks the mode: ``all`` (the default when absent), ``any``, ``all-with-x`` or
+  ``any-with-x``. Any other string, or a non-string value, is refused at bind time
+  (``validate_binding``), which RabbitMQ reports as 406 PRECONDITION_FAILED.
+- ``x-match`` itself never takes part in matching. Other binding arguments whose name starts
+  with ``x-`` (case-sensitive) are ignored too, except in the ``-with-x`` modes.
+- A binding argument with a void value (``None``) matches when the header is present, with
+  whatever value.
+- ``all`` with no arguments left to compare matches every message; ``any`` with none
+  matches nothing. A message without headers is matched as an empty table.
+- Values are compared with Erlang's ``==`` on the decoded values, ignoring the field types
+  (``PV == DV``; the type fields ``_PT``/``_DT`` are unused). See :func:`values_equal`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from .base import Binding, DestinationSet, FrozenTable, Router, RoutingArgumentError, typed_key
+
+__all__ = ["HeadersRouter", "X_MATCH_MODES", "values_equal"]
+
+X_MATCH_MODES = ("all", "any", "all-with-x", "any-with-x")
+
+_Term = tuple[str, Any, bool]  # (header name, wanted value, value is void)
+_PLAIN = frozenset({str, bytes, int, float, bool})
+
+
+def values_equal(wanted: Any, actual: Any) -> bool:
+    """Compare a binding value with a header value the way RabbitMQ's ``==`` does.
+
+    RabbitMQ decodes both tables to Erlang terms and compares values only, so:
+    integers of any width and floats compare numerically (``1 == 1.0``); booleans are atoms
+    and never equal a number; every string type is a binary, so ``str`` and ``bytes`` with
+    the same UTF-8 bytes are equal; a decimal is ``{Scale, Unscaled}`` and equals only the
+    same decimal written the same way (``Decimal("1.0") != Decimal("1.00")``). Nested
+    tables and arrays keep their element types in Erlang, so they compare type-aware
+    (see :func:`~actors.routing.base.typed_key`).
+    """
+    kind = type(wanted)
+    if kind is type(actual) and kind in _PLAIN:  # the common case, decided by ==
+        return wanted == actual
+    if isinstance(wanted, bool) or isinstance(actual, bool):
+        return type(wanted) is type(actual) and wanted == actual
+    if isinstance(wanted, (int, float)) and isinstance(actual, (int, float)):
+        return wanted == actual
+    if isinstance(wanted, (str, bytes)) and isinstance(actual, (str, bytes, bytearray)):
+        return _binary(wanted) == _binary(actual)
+    if isinstance(wanted, Decimal) and isinstance(actual, Decimal):
+        return wanted.as_tuple() == actual.as_tuple()
+    return typed_key(wanted) == typed_key(actual)
+
+
+def _binary(value: str | bytes | bytearray) -> bytes:
+    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else bytes(value)
+
+
+# wire.fields decodes the field types plain Python cannot tell apart into marker subclasses;
+# only their names are needed here, for RabbitMQ's error text.
+_MARKER_TYPES = {
+    "Int8": "byte", "UInt8": "unsignedbyte", "Int16": "short", "UInt16": "unsignedshort",
+    "Int32": "signedint", "UInt32": "unsignedint", "Int64": "long", "Float32": "float",
+    "Timestamp": "timestamp", "ByteArray": "binary",
+}  # fmt: skip
+
+
+def _amqp_type(value: Any) -> str:
+    """The field type RabbitMQ would name for a decoded value (``rabbit_binary_parser``)."""
+    marker = _MARKER_TYPES.get(type(value).__name__)
+    if marker is not None:
+        return marker
+    if value is None:
+        return "void"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "signedint" if -(2**31) <= value < 2**31 else "long"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, Decimal):
+        return "decimal"
+    if isinstance(value, (str, bytes)):
+        return "longstr"
+    if isinstance(value, Mapping):
+        return "table"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, datetime):
+        return "timestamp"
+    return type(value).__name__
+
+
+def _erlang_repr(value: Any) -> str:
+    """Roughly how Erlang's ``~tp`` prints a decoded value."""
+    if value is None:
+        return "undefined"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (bytes, str)):
+        raw = _binary(value)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "<<" + ",".join(str(b) for b in raw) + ">>"
+        if not text.isprintable():
+            return "<<" + ",".join(str(b) for b in raw) + ">>"
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        return f'<<"{escaped}">>' if text.isascii() else f'<<"{escaped}"/utf8>>'
+    if isinstance(value, Decimal):
+        scale = max(0, -int(value.as_tuple().exponent))
+        return f"{{{scale},{int(value.scaleb(scale))}}}"
+    return repr(value)
+
+
+def _is_x_name(name: str | bytes) -> bool:
+    return name.startswith("x-") if isinstance(name, str) else name.startswith(b"x-")
+
+
+class _Matcher:
+    """One distinct argument table, compiled, and the destinations bound with it."""
+
+    __slots__ = ("any", "terms", "dests")
+
+    def __init__(self, arguments: FrozenTable) -> None:
+        mode = arguments.get("x-match", "all")
+        with_x = mode in ("all-with-x", "any-with-x")
+        self.any = mode in ("any", "any-with-x")
+        self.terms: tuple[_Term, ...] = tuple(
+            (name, value, value is None)
+            for name, value in arguments.items()
+            if name != "x-match" and (with_x or not _is_x_name(name))
+        )
+        self.dests = DestinationSet()
+
+    def matches(self, headers: Mapping[str, Any]) -> bool:
+        if self.any:
+            for name, wanted, void in self.terms:
+                if name in headers and (void or values_equal(wanted, headers[name])):
+                    return True
+            return False
+        for name, wanted, void in self.terms:
+            if name not in headers or not (void or values_equal(wanted, headers[name])):
+                return False
+        return True
+
+
+class HeadersRouter(Router):
+    """Routes by comparing each binding's arguments with the message headers.
+
+    The routing key is ignored. Every distinct argument table is checked on each message
+    (RabbitMQ checks every binding); bindings that share a table are matched once.
+    """
+
+    type_name = "headers"
+
+    __slots__ = ("_tables",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tables: dict[FrozenTable, _Matcher] = {}
+
+    def validate(self, arguments: FrozenTable) -> None:
+        """Refuse an ``x-match`` that is not one of :data:`X_MATCH_MODES`, as RabbitMQ does."""
+        if "x-match" not in arguments:
+            return
+        mode = arguments["x-match"]
+        # A long string decodes to str, or to plain bytes when it is not UTF-8; a byte array
+        # ('x') decodes to a bytes subclass and is refused like any other non-longstr type.
+        if isinstance(mode, str) or type(mode) is bytes:
+            if mode not in X_MATCH_MODES:
+                raise RoutingArgumentError(
+                    f"Invalid x-match field value {_erlang_repr(mode)}; "
+                    "expected all, any, all-with-x, or any-with-x"
+                )
+            return
+        raise RoutingArgumentError(
+            f"Invalid x-match field type {_amqp_type(mode)} "
+            f"(value {_erlang_repr(mode)}); expected longstr"
+        )
+
+    def _add(self, binding: Binding) -> None:
+        matcher = self._tables.get(binding.arguments)
+        if matcher is None:
+            matcher = self._tables[binding.arguments] = _Matcher(binding.arguments)
+        matcher.dests.add(binding.dest)
+
+    def _remove(self, binding: Binding) -> None:
+        matcher = self._tables[binding.arguments]
+        matcher.dests.remove(binding.dest)
+        if not matcher.dests:
+            del self._tables[binding.arguments]
+
+    def route(self, routing_key: str, headers: Mapping[str, Any] | None = None) -> set[Hashable]:
+        """Every destination with a binding whose arguments match ``headers``."""
+        table = headers if headers is not None else {}
+        found: set[Hashable] = set()
+        for matcher in self._tables.values():
+            if matcher.matches(table):
+                found.update(matcher.dests)
+        return found

@@ -1,0 +1,844 @@
+"""Pykka actors whose mailboxes are drained by the asyncio event loop.
+
+Every `LoopActor` lives on one loop thread. The broker binds that loop once with
+`bind_loop()`; after that, actors are started on the loop thread and talk to each
+other with `ref.tell()` (cheap: append to a deque, schedule a drain with
+`loop.call_soon` if none is pending) or `await ref.ask(msg, block=False)`. Other
+threads may `tell` and `ask(...).get(timeout=...)` safely: their messages are
+handed to the loop with `call_soon_threadsafe`. Blocking waits on the loop thread
+raise `LoopBlockingError` instead of deadlocking.
+
+A failing actor is stopped, logged once and reported to its supervisor as
+`ActorFailed`. Live actors are indexed by URN in a dict (never in Pykka's global
+`ActorRegistry`), and `snapshot()` describes them for the admin page.
+
+Typical use by the broker::
+
+    async def serve() -> None:
+        runtime.bind_loop(asyncio.get_running_loop())
+        broker = BrokerActor.start(name="broker")
+        queue = QueueActor.start(name="q1", owner="vhost /", supervisor=broker)
+        queue.tell(Enqueue(...))                       # loop thread: fire and forget
+        depth = await queue.ask(GetDepth(), block=False)
+        ...
+        await asyncio.gather(*runtime.stop_all())
+        runtime.unbind_loop()
+
+    # From another thread (admin, store):
+    queue.tell(Purge())
+    infos = runtime.snapshot_threadsafe(timeout=2.0)
+    ref = runtime.run_in_loop_threadsafe(QueueActor.start, timeout=2.0)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import sys
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from time import monotonic
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar, overload
+
+import pykka
+from pykka import ActorDeadError, ActorRef, Timeout
+from pykka._envelope import Envelope
+from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr, _ActorStop
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from pykka._types import OptExcInfo
+
+__all__ = [
+    "DRAIN_BATCH",
+    "ActorFailed",
+    "ActorInfo",
+    "LoopActor",
+    "LoopActorRef",
+    "LoopBlockingError",
+    "LoopFuture",
+    "Mailbox",
+    "StopFlag",
+    "bind_loop",
+    "bound_loop",
+    "call_in_loop",
+    "live_count",
+    "lookup",
+    "on_loop_thread",
+    "post",
+    "run_in_loop_threadsafe",
+    "snapshot",
+    "snapshot_threadsafe",
+    "stop_all",
+    "unbind_loop",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+A = TypeVar("A", bound="LoopActor")
+
+DRAIN_BATCH = 256
+"""Messages one drain handles before it yields the loop to other callbacks."""
+
+_get_ident = threading.get_ident
+
+# Module state. Only the loop thread mutates it once the loop runs.
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_thread: int | None = None
+_actors: dict[str, LoopActor] = {}
+_current: Mailbox | None = None  # the mailbox whose drain is running, for send edges
+_future_lock = threading.Lock()  # guards LoopFuture completion against cross-thread waiters
+
+# Messages that take Pykka's general dispatch path instead of straight to on_receive().
+_SYSTEM_MESSAGES = frozenset({_ActorStop, ProxyCall, ProxyGetAttr, ProxySetAttr})
+
+
+class LoopBlockingError(RuntimeError):
+    """A blocking wait was attempted on the event loop thread, where it would deadlock."""
+
+
+# ---------------------------------------------------------------------------- binding
+
+
+def bind_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Bind the runtime to `loop`, run by the calling thread.
+
+    Call it on the thread that runs (or is about to run) the loop, before any
+    actor starts: from inside the running loop, or just before `run_forever()`.
+    """
+    global _loop, _loop_thread
+    if _loop is not None and _loop is not loop and _actors:
+        msg = f"runtime already bound to {_loop!r} with {len(_actors)} live actors"
+        raise RuntimeError(msg)
+    _loop = loop
+    _loop_thread = _get_ident()
+
+
+def unbind_loop() -> None:
+    """Forget the bound loop; live actors are marked dead without running on_stop().
+
+    Meant for tests and for the very end of broker shutdown (after `stop_all()`);
+    call it on the loop thread.
+    """
+    global _loop, _loop_thread, _current
+    for actor in list(_actors.values()):
+        mailbox = actor.actor_inbox
+        mailbox.close()
+        mailbox.teardown()
+    _actors.clear()
+    _loop = None
+    _loop_thread = None
+    _current = None
+
+
+def bound_loop() -> asyncio.AbstractEventLoop:
+    """Return the bound loop, or raise RuntimeError if there is none."""
+    if _loop is None:
+        msg = "actors.runtime is not bound to an event loop; call bind_loop() first"
+        raise RuntimeError(msg)
+    return _loop
+
+
+def on_loop_thread() -> bool:
+    """Tell whether the caller runs on the bound loop's thread."""
+    return _loop_thread is not None and _get_ident() == _loop_thread
+
+
+def call_in_loop(fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+    """Run `fn(*args)` on the loop thread soon; safe from any thread.
+
+    Returns a `concurrent.futures.Future` with the call's result or exception.
+    """
+    result: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        if not result.set_running_or_notify_cancel():
+            return
+        try:
+            result.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            result.set_exception(exc)
+
+    bound_loop().call_soon_threadsafe(run)
+    return result
+
+
+def run_in_loop_threadsafe(fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+    """Run `fn(*args)` on the loop thread and wait for its result (from another thread).
+
+    On the loop thread itself `fn` is simply called. Raises `TimeoutError`
+    if the loop does not run it within `timeout` seconds.
+    """
+    if on_loop_thread():
+        return fn(*args)
+    return call_in_loop(fn, *args).result(timeout)
+
+
+# ---------------------------------------------------------------------------- futures
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class LoopFuture(pykka.Future[T]):
+    """A Pykka future completed on the loop: `await` it there, `.get()` it elsewhere.
+
+    `get()` on the loop thread raises `LoopBlockingError` instead of deadlocking.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._done = False
+        self._value: Any = None
+        self._exc_info: OptExcInfo | None = None
+        self._event: threading.Event | None = None
+        self._waiters: list[asyncio.Future[None]] | None = None
+        self._callbacks: list[Callable[[LoopFuture[T]], None]] | None = None
+
+    def done(self) -> bool:
+        """Tell whether a value or an exception has been set."""
+        return self._done
+
+    def _result(self) -> T:
+        exc_info = self._exc_info
+        if exc_info is None:
+            return self._value
+        exc_type, exc_value, exc_tb = exc_info
+        if exc_value is None:
+            assert exc_type is not None
+            exc_value = exc_type()
+        if exc_value.__traceback__ is not exc_tb:
+            raise exc_value.with_traceback(exc_tb)
+        raise exc_value
+
+    def get(self, *, timeout: float | None = None) -> T:
+        """Wait for and return the value (or raise the exception); never on the loop thread."""
+        if self._get_hook is not None:
+            return super().get(timeout=timeout)
+        if _loop_thread is not None and _get_ident() == _loop_thread:
+            msg = "blocking get() on the event loop thread would deadlock; await the future"
+            raise LoopBlockingError(msg)
+        if not self._done:
+            with _future_lock:
+                event = None
+                if not self._done:
+                    event = self._event
+                    if event is None:
+                        event = self._event = threading.Event()
+            if event is not None and not event.wait(timeout):
+                msg = f"{timeout} seconds"
+                raise Timeout(msg)
+        return self._result()
+
+    def __await__(self) -> Generator[Any, None, T]:
+        if self._get_hook is not None:
+            msg = "futures built with get hooks (map/join/filter/reduce) cannot be awaited"
+            raise TypeError(msg)
+        if not self._done:
+            waiter = asyncio.get_running_loop().create_future()
+            with _future_lock:
+                if self._done:
+                    waiter = None
+                elif self._waiters is None:
+                    self._waiters = [waiter]
+                else:
+                    self._waiters.append(waiter)
+            if waiter is not None:
+                yield from waiter
+        return self._result()
+
+    __iter__ = __await__
+
+    def add_done_callback(self, fn: Callable[[LoopFuture[T]], None]) -> None:
+        """Call `fn(self)` once the future completes (immediately if it already has).
+
+        Callbacks run in the thread that completes the future: the loop thread
+        for actor replies.
+        """
+        with _future_lock:
+            if not self._done:
+                if self._callbacks is None:
+                    self._callbacks = [fn]
+                else:
+                    self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def _complete(self, value: Any, exc_info: OptExcInfo | None) -> None:
+        with _future_lock:
+            if self._done or self._get_hook is not None:
+                raise queue.Full
+            self._value = value
+            self._exc_info = exc_info
+            self._done = True
+            event, waiters, callbacks = self._event, self._waiters, self._callbacks
+        if event is not None:
+            event.set()
+        if waiters is not None:
+            here = _get_ident() == _loop_thread
+            for waiter in waiters:
+                wloop = waiter.get_loop()
+                if here and wloop is _loop:
+                    _wake(waiter)
+                else:
+                    wloop.call_soon_threadsafe(_wake, waiter)
+        if callbacks is not None:
+            for fn in callbacks:
+                try:
+                    fn(self)
+                except Exception:
+                    logger.exception("LoopFuture callback %r failed", fn)
+
+    def set(self, value: Any | None = None) -> None:
+        """Set the value; wakes awaiting tasks, blocked getters and callbacks."""
+        self._complete(value, None)
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        """Set an exception (default: the one being handled) as the outcome."""
+        self._complete(None, sys.exc_info() if exc_info is None else exc_info)
+
+    def set_get_hook(self, func: Callable[[float | None], T]) -> None:
+        """Make `get()` return `func(timeout)` (Pykka's map/join/filter/reduce)."""
+        with _future_lock:
+            if self._done:
+                raise queue.Full
+            self._get_hook = func
+
+
+def _dead_exc_info(ref: ActorRef[Any], what: str) -> OptExcInfo:
+    exc = ActorDeadError(f"{ref} {what}")
+    return (ActorDeadError, exc, None)
+
+
+# ---------------------------------------------------------------------------- mailbox
+
+
+class StopFlag:
+    """Pykka's `actor_stopped` flag without threading.Event's weight (~1.2 KiB per actor).
+
+    Set only on the loop thread; `wait()` works from other threads.
+    """
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+
+    def is_set(self) -> bool:
+        """Tell whether the actor has stopped."""
+        return self._set
+
+    def set(self) -> None:
+        """Mark the actor stopped and wake any `wait()`."""
+        with _future_lock:
+            self._set = True
+            event = self._event
+        if event is not None:
+            event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the actor stops or `timeout` passes; return whether it stopped."""
+        with _future_lock:
+            if self._set:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
+
+
+class Mailbox:
+    """A LoopActor's inbox: a deque of `(message, reply_to, enqueued_at)` plus stats.
+
+    Also implements Pykka's inbox protocol (`put(envelope)`, `get()`, `empty()`),
+    so the base `pykka.ActorRef` methods keep working.
+    """
+
+    __slots__ = (
+        "_drain_cb",
+        "actor",
+        "closed",
+        "handled",
+        "queue",
+        "scheduled",
+        "senders",
+        "sends_to",
+        "urn",
+    )
+
+    def __init__(self, actor: LoopActor, urn: str) -> None:
+        self.actor = actor
+        self.urn = urn
+        self.queue: deque[tuple[Any, LoopFuture[Any] | None, float]] = deque()
+        self.scheduled = False
+        self.closed = False
+        self.handled = 0
+        # Send edges, both ways so a dead actor can unlink itself; sets made on first edge.
+        self.sends_to: set[Mailbox] | frozenset[Mailbox] = _NO_EDGES
+        self.senders: set[Mailbox] | frozenset[Mailbox] = _NO_EDGES
+        self._drain_cb = self.drain
+
+    # Pykka's ActorInbox protocol -------------------------------------------------
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        """Enqueue a Pykka envelope (from the loop thread or any other)."""
+        self.deliver(envelope.message, envelope.reply_to)
+
+    def get(self) -> Envelope[Any]:
+        """Pop the oldest message as an envelope (Pykka protocol; the drain bypasses it)."""
+        message, reply_to, _ = self.queue.popleft()
+        return Envelope(message, reply_to)
+
+    def empty(self) -> bool:
+        """Tell whether no message is waiting."""
+        return not self.queue
+
+    # Delivery ----------------------------------------------------------------------
+
+    def deliver(self, message: Any, reply_to: LoopFuture[Any] | None) -> None:
+        """Enqueue `message` from any thread; raise ActorDeadError if the actor is dead."""
+        if self.closed:
+            raise ActorDeadError(f"{self.actor.actor_ref} not found")
+        if _get_ident() == _loop_thread:
+            self.queue.append((message, reply_to, monotonic()))
+            if not self.scheduled:
+                self.scheduled = True
+                _loop.call_soon(self._drain_cb)  # type: ignore[union-attr]
+            sender = _current
+            if sender is not None and self not in sender.sends_to:
+                _link(sender, self)
+        else:
+            bound_loop().call_soon_threadsafe(self.put_local, message, reply_to, monotonic())
+
+    def put_local(self, message: Any, reply_to: LoopFuture[Any] | None, enqueued_at: float) -> None:
+        """Enqueue on the loop thread a message handed over by another thread."""
+        if self.closed:
+            if reply_to is not None:
+                reply_to.set_exception(_dead_exc_info(self.actor.actor_ref, "not found"))
+            return
+        self.queue.append((message, reply_to, enqueued_at))
+        if not self.scheduled:
+            self.scheduled = True
+            _loop.call_soon(self._drain_cb)  # type: ignore[union-attr]
+
+    def drain(self) -> None:
+        """Handle up to DRAIN_BATCH messages, then reschedule if more are waiting."""
+        global _current
+        actor = self.actor
+        q = self.queue
+        popleft = q.popleft
+        on_receive = actor.on_receive
+        system = _SYSTEM_MESSAGES
+        batch = DRAIN_BATCH
+        previous = _current
+        _current = self
+        n = 0
+        try:
+            while q and n < batch:
+                message, reply_to, _ = popleft()
+                n += 1
+                if reply_to is None and type(message) not in system:
+                    try:
+                        on_receive(message)
+                    except Exception:
+                        actor._fail(sys.exc_info())
+                        break
+                else:
+                    actor._dispatch(message, reply_to)
+                    if self.closed:
+                        break
+        except BaseException:
+            # SystemExit, KeyboardInterrupt, or a bug above: stop this actor, let it propagate.
+            if not self.closed:
+                self.close()
+                self.teardown()
+            raise
+        finally:
+            _current = previous
+            self.handled += n
+        if q and not self.closed:
+            _loop.call_soon(self._drain_cb)  # type: ignore[union-attr]
+        else:
+            self.scheduled = False
+
+    def close(self) -> None:
+        """Mark the actor dead: refuse new messages, make `ref.is_alive()` false."""
+        self.closed = True
+        self.actor.actor_stopped.set()
+
+    def teardown(self) -> None:
+        """Fail the waiting asks, drop the tells, unlink send edges, leave the index."""
+        q = self.queue
+        while q:
+            message, reply_to, _ = q.popleft()
+            if reply_to is not None:
+                if isinstance(message, _ActorStop):
+                    reply_to.set(None)
+                else:
+                    reply_to.set_exception(
+                        _dead_exc_info(self.actor.actor_ref, "stopped before handling the message")
+                    )
+        for receiver in self.sends_to:
+            receiver.senders.discard(self)  # type: ignore[union-attr]
+        for sender in self.senders:
+            sender.sends_to.discard(self)  # type: ignore[union-attr]
+        self.sends_to = self.senders = _NO_EDGES
+        _actors.pop(self.urn, None)
+
+
+_NO_EDGES: frozenset[Mailbox] = frozenset()
+
+
+def _link(sender: Mailbox, receiver: Mailbox) -> None:
+    if sender.closed or receiver.closed:
+        return
+    if not sender.sends_to:
+        sender.sends_to = set()
+    sender.sends_to.add(receiver)  # type: ignore[union-attr]
+    if not receiver.senders:
+        receiver.senders = set()
+    receiver.senders.add(sender)  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------------------- refs
+
+
+class LoopActorRef(ActorRef[A]):
+    """An ActorRef with a fast `tell`, loop-aware `ask` and `stop` for LoopActors.
+
+    From the loop thread: `tell()`, `await ref.ask(msg, block=False)`,
+    `await ref.stop(block=False)`. From other threads anything goes, blocking
+    included.
+    """
+
+    actor_inbox: Mailbox
+
+    def tell(self, message: Any) -> None:
+        """Send `message` without waiting; raise ActorDeadError if the actor is dead."""
+        # Mailbox.deliver(message, None), inlined: this is the hot path.
+        mailbox = self.actor_inbox
+        if mailbox.closed:
+            raise ActorDeadError(f"{self} not found")
+        if _get_ident() == _loop_thread:
+            mailbox.queue.append((message, None, monotonic()))
+            if not mailbox.scheduled:
+                mailbox.scheduled = True
+                _loop.call_soon(mailbox._drain_cb)  # type: ignore[union-attr]  # noqa: SLF001
+            sender = _current
+            if sender is not None and mailbox not in sender.sends_to:
+                _link(sender, mailbox)
+        else:
+            bound_loop().call_soon_threadsafe(mailbox.put_local, message, None, monotonic())
+
+    @overload
+    def ask(
+        self, message: Any, *, block: Literal[False], timeout: float | None = None
+    ) -> LoopFuture[Any]: ...
+
+    @overload
+    def ask(self, message: Any, *, block: Literal[True], timeout: float | None = None) -> Any: ...
+
+    @overload
+    def ask(
+        self, message: Any, *, block: bool = True, timeout: float | None = None
+    ) -> Any | LoopFuture[Any]: ...
+
+    def ask(
+        self, message: Any, *, block: bool = True, timeout: float | None = None
+    ) -> Any | LoopFuture[Any]:
+        """Send `message` and return its reply (block=True) or a LoopFuture for it.
+
+        On the loop thread `block=True` raises LoopBlockingError before sending.
+        """
+        if block and _get_ident() == _loop_thread:
+            msg = "blocking ask() on the event loop thread; use await ref.ask(msg, block=False)"
+            raise LoopBlockingError(msg)
+        future: LoopFuture[Any] = LoopFuture()
+        try:
+            self.actor_inbox.deliver(message, future)
+        except ActorDeadError:
+            future.set_exception()
+        if block:
+            return future.get(timeout=timeout)
+        return future
+
+    @overload
+    def stop(self, *, block: Literal[True], timeout: float | None = None) -> bool: ...
+
+    @overload
+    def stop(self, *, block: Literal[False], timeout: float | None = None) -> LoopFuture[bool]: ...
+
+    @overload
+    def stop(
+        self, *, block: bool = True, timeout: float | None = None
+    ) -> bool | LoopFuture[bool]: ...
+
+    def stop(self, *, block: bool = True, timeout: float | None = None) -> bool | LoopFuture[bool]:
+        """Ask the actor to stop after the messages already queued.
+
+        The result is True if this stopped (or was stopping) the actor, False if
+        it was already dead. On the loop thread pass `block=False` and await.
+        """
+        if block and _get_ident() == _loop_thread:
+            msg = "blocking stop() on the event loop thread; use await ref.stop(block=False)"
+            raise LoopBlockingError(msg)
+        stopped: LoopFuture[bool] = LoopFuture()
+
+        def convert(done: LoopFuture[Any]) -> None:
+            exc_info = done._exc_info  # noqa: SLF001
+            stopped.set(exc_info is None or not isinstance(exc_info[1], ActorDeadError))
+
+        self.ask(_ActorStop(), block=False).add_done_callback(convert)
+        if block:
+            return stopped.get(timeout=timeout)
+        return stopped
+
+
+# ---------------------------------------------------------------------------- actors
+
+
+@dataclass(frozen=True, slots=True)
+class ActorFailed:
+    """Told to a supervisor when one of its actors raised and was stopped."""
+
+    ref: ActorRef[Any]
+    exception: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class ActorInfo:
+    """One live actor as the admin page sees it."""
+
+    urn: str
+    kind: str
+    name: str
+    owner: str | None
+    depth: int
+    handled: int
+    oldest_age_s: float
+    sends_to: tuple[str, ...]
+
+
+class LoopActor(pykka.Actor):
+    """A Pykka actor run by the bound asyncio loop instead of a thread.
+
+    Subclass it, set `kind`, implement `on_receive`; pass `name`, `owner` and
+    `supervisor` to `__init__` (or through `start()`). Start it on the loop
+    thread (or before the loop runs). Unhandled exceptions from a tell stop the
+    actor, are logged once, and are told to `supervisor` as `ActorFailed`;
+    exceptions from an ask go back to the asker and the actor lives on.
+    """
+
+    kind: ClassVar[str] = "actor"
+    name: str
+    owner: str | None
+    supervisor: ActorRef[Any] | None
+    actor_inbox: Mailbox
+    _actor_ref: LoopActorRef[Any]
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        owner: str | None = None,
+        supervisor: ActorRef[Any] | None = None,
+    ) -> None:
+        # pykka.Actor.__init__ would build a plain ActorRef we would discard; set its fields here.
+        self.actor_urn = uuid.uuid4().urn
+        self.actor_inbox = Mailbox(self, self.actor_urn)
+        self.actor_stopped = StopFlag()  # type: ignore[assignment]
+        self._actor_ref = LoopActorRef(self)
+        self.name = name if name is not None else f"{self.kind}-{self.actor_urn[9:17]}"
+        self.owner = owner
+        self.supervisor = supervisor
+
+    @property
+    def actor_ref(self) -> LoopActorRef[Self]:
+        """The actor's LoopActorRef."""
+        return self._actor_ref
+
+    def __str__(self) -> str:
+        return f"{self.__class__.__name__} {self.name!r} ({self.actor_urn})"
+
+    @classmethod
+    def start(cls, *args: Any, **kwargs: Any) -> LoopActorRef[Self]:
+        """Create the actor, index it, run on_start() now, and return its ref.
+
+        Must run on the loop thread, or on any thread before the loop runs. The
+        actor is not registered in Pykka's ActorRegistry.
+        """
+        loop = bound_loop()
+        if _get_ident() != _loop_thread and loop.is_running():
+            msg = f"start {cls.__name__} on the event loop thread (see call_in_loop())"
+            raise RuntimeError(msg)
+        obj = cls(*args, **kwargs)
+        assert isinstance(obj.actor_inbox, Mailbox), "LoopActor.__init__() was not called"
+        _actors[obj.actor_urn] = obj
+        obj._start_actor_loop()
+        return obj.actor_ref
+
+    @staticmethod
+    def _create_actor_inbox() -> Mailbox:
+        msg = "LoopActor builds its Mailbox in __init__"
+        raise NotImplementedError(msg)
+
+    @staticmethod
+    def _create_future() -> LoopFuture[Any]:
+        return LoopFuture()
+
+    def _start_actor_loop(self) -> None:
+        """Run on_start() right away; the mailbox drains itself when messages arrive."""
+        global _current
+        previous = _current
+        _current = self.actor_inbox
+        try:
+            self.on_start()
+        except Exception:
+            exc_info = sys.exc_info()
+            self._handle_failure(*exc_info)
+            self.actor_inbox.teardown()
+            self._notify_supervisor(exc_info[1])
+        finally:
+            _current = previous
+
+    def _dispatch(self, message: Any, reply_to: LoopFuture[Any] | None) -> None:
+        """Handle a system message or an ask (the drain's slow path)."""
+        try:
+            result = self._handle_receive(message)
+        except Exception:
+            if reply_to is None:
+                self._fail(sys.exc_info())
+                return
+            logger.debug("exception returned from %s to its asker", self, exc_info=True)
+            reply_to.set_exception()
+            return
+        if reply_to is not None:
+            reply_to.set(result)
+
+    def _stop(self) -> None:
+        """Stop now: run on_stop(), then fail the asks still queued."""
+        mailbox = self.actor_inbox
+        if mailbox.closed:
+            return
+        mailbox.close()
+        logger.debug("stopped %s", self)
+        try:
+            self.on_stop()
+        except Exception:
+            self._handle_failure(*sys.exc_info())
+        mailbox.teardown()
+
+    def _handle_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Log an unexpected failure and mark the actor dead."""
+        logger.error(
+            "%s actor %r (%s) failed",
+            self.kind,
+            self.name,
+            self.actor_urn,
+            exc_info=(exception_type, exception_value, traceback),  # type: ignore[arg-type]
+        )
+        self.actor_inbox.close()
+
+    def _fail(self, exc_info: OptExcInfo) -> None:
+        """Stop after on_receive raised: log, on_failure(), fail queued asks, tell supervisor."""
+        self._handle_failure(*exc_info)
+        try:
+            self.on_failure(*exc_info)
+        except Exception:
+            logger.exception("on_failure() of %s raised", self)
+        self.actor_inbox.teardown()
+        self._notify_supervisor(exc_info[1])
+
+    def _notify_supervisor(self, exception: BaseException | None) -> None:
+        supervisor = self.supervisor
+        if supervisor is None or exception is None:
+            return
+        try:
+            supervisor.tell(ActorFailed(self.actor_ref, exception))
+        except ActorDeadError:
+            logger.warning("supervisor of %s is dead; failure not reported", self)
+
+
+# ---------------------------------------------------------------------------- index
+
+
+def post(ref: ActorRef[Any], message: Any) -> bool:
+    """Tell ``ref`` a message; False (and nothing raised) if the actor has already stopped.
+
+    Actors use this where the receiver may legitimately be gone (a deleted queue, a closed
+    channel): the message is dropped, as a message to a dead Erlang process would be.
+    """
+    try:
+        ref.tell(message)
+    except ActorDeadError:
+        return False
+    return True
+
+
+def _require_loop_thread(what: str) -> None:
+    if _loop_thread is None or _get_ident() != _loop_thread:
+        msg = f"{what} must be called on the event loop thread"
+        raise RuntimeError(msg)
+
+
+def lookup(urn: str) -> LoopActorRef[Any] | None:
+    """Return the ref of the live actor with this URN, or None (loop thread only)."""
+    actor = _actors.get(urn)
+    return None if actor is None else actor.actor_ref
+
+
+def live_count() -> int:
+    """Number of live LoopActors."""
+    return len(_actors)
+
+
+def snapshot() -> list[ActorInfo]:
+    """Describe every live actor; call on the loop thread."""
+    _require_loop_thread("snapshot()")
+    now = monotonic()
+    infos = []
+    for actor in _actors.values():
+        mailbox = actor.actor_inbox
+        q = mailbox.queue
+        infos.append(
+            ActorInfo(
+                urn=actor.actor_urn,
+                kind=actor.kind,
+                name=actor.name,
+                owner=actor.owner,
+                depth=len(q),
+                handled=mailbox.handled,
+                oldest_age_s=now - q[0][2] if q else 0.0,
+                sends_to=tuple(sorted(m.urn for m in mailbox.sends_to)),
+            )
+        )
+    return infos
+
+
+def snapshot_threadsafe(timeout: float | None = 5.0) -> list[ActorInfo]:
+    """`snapshot()` from any thread: runs it on the loop and waits up to `timeout` s."""
+    return run_in_loop_threadsafe(snapshot, timeout=timeout)
+
+
+def stop_all() -> list[LoopFuture[bool]]:
+    """Ask every live actor to stop (after its queued messages); loop thread only.
+
+    Returns the stop futures; `await asyncio.gather(*stop_all())` waits for all.
+    """
+    _require_loop_thread("stop_all()")
+    return [actor.actor_ref.stop(block=False) for actor in list(_actors.values())]

@@ -1,0 +1,7 @@
+"""``python -m dispatchd`` runs the broker."""
+
+import sys
+
+from dispatchd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,93 @@
+"""The Broker: settings, users, vhosts and live connections, wired together at start-up.
+
+It is plain data owned by the loop thread: the wire layer asks it to authenticate, to find a
+vhost, and to start the connection and channel actors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+from pykka import ActorRef
+
+from actors.channel import ChannelActor
+from actors.connection import ConnectionActor
+from actors.vhost import VhostActor
+from dispatchd.config import Settings
+
+if TYPE_CHECKING:
+    from wire.protocol import AMQPProtocol
+
+log = logging.getLogger("dispatchd.broker")
+
+# Exactly what works today; each extension adds itself when it lands.
+CAPABILITIES: dict[str, bool] = {
+    "publisher_confirms": True,
+    "exchange_exchange_bindings": True,
+    "basic.nack": True,
+    "consumer_cancel_notify": True,
+    "per_consumer_qos": True,
+    "authentication_failure_close": True,
+}
+
+
+class Broker:
+    """Everything a connection needs to find: users, vhosts, and the other connections."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.users: dict[str, str] = {"guest": "guest"}
+        self.vhosts: dict[str, ActorRef[Any]] = {}
+        self.connections: dict[int, AMQPProtocol] = {}
+        self.capabilities = dict(CAPABILITIES)
+        self.cluster_name = f"dispatchd@{socket.gethostname()}"
+
+    def start(self) -> None:
+        """Start the actors every broker has (the default vhost). Call on the loop thread."""
+        self.vhosts["/"] = VhostActor.start("/")
+
+    def check_password(self, user: str, password: str) -> bool:
+        """Whether the credentials match a known user."""
+        return self.users.get(user) == password
+
+    # ----- connections
+
+    def connection_opened(self, protocol: AMQPProtocol) -> None:
+        """A socket was accepted."""
+        self.connections[protocol.id] = protocol
+
+    def connection_closed(self, protocol: AMQPProtocol) -> None:
+        """A socket is gone."""
+        self.connections.pop(protocol.id, None)
+
+    def open_connection(self, protocol: AMQPProtocol) -> ActorRef[Any]:
+        """Start the connection actor once connection.open succeeded."""
+        return ConnectionActor.start(
+            protocol, protocol.id, self.vhosts[protocol.vhost], protocol.user
+        )
+
+    def open_channel(
+        self, protocol: AMQPProtocol, connection: ActorRef[Any], number: int
+    ) -> ActorRef[Any]:
+        """Start a channel actor for channel.open."""
+        capabilities = protocol.client_properties.get("capabilities")
+        cancel_notify = isinstance(capabilities, dict) and bool(
+            capabilities.get("consumer_cancel_notify")
+        )
+        return ChannelActor.start(
+            protocol, number, connection, self.vhosts[protocol.vhost], protocol.id, cancel_notify
+        )
+
+    async def close_all(self, reason: str, timeout: float) -> None:
+        """Close every connection with 320 CONNECTION_FORCED and wait (bounded) for them."""
+        for protocol in list(self.connections.values()):
+            protocol.force_close(reason)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for protocol in list(self.connections.values()):
+            if protocol.transport is not None:
+                protocol.transport.abort()

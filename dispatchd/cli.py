@@ -1,0 +1,88 @@
+"""The ``dispatchd`` command: load settings, start the broker on uvloop, serve until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvloop
+
+from actors import runtime
+from dispatchd import __version__
+from dispatchd.broker import Broker
+from dispatchd.config import Settings, load_settings
+from wire.protocol import AMQPProtocol
+
+log = logging.getLogger("dispatchd")
+
+SHUTDOWN_GRACE = 5.0
+
+
+async def serve(settings: Settings, started: asyncio.Event | None = None) -> None:
+    """Run the broker until SIGINT/SIGTERM, then shut down cleanly."""
+    loop = asyncio.get_running_loop()
+    runtime.bind_loop(loop)
+    data_dir = Path(settings.data_dir).resolve()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"dispatchd: cannot create data dir {data_dir}: {exc}") from exc
+    broker = Broker(settings)
+    broker.start()
+    try:
+        server = await loop.create_server(
+            lambda: AMQPProtocol(broker), settings.bind, settings.port, backlog=1024
+        )
+    except OSError as exc:
+        raise SystemExit(
+            f"dispatchd: cannot listen on {settings.bind}:{settings.port}: {exc}"
+        ) from exc
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    ports = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets)
+    log.info(
+        "dispatchd %s (Python %s, uvloop %s)",
+        __version__,
+        sys.version.split()[0],
+        uvloop.__version__,
+    )
+    log.info("AMQP 0-9-1 listening on %s", ports)
+    log.info("admin port %s reserved (the admin page is not built yet)", settings.admin_port)
+    log.info("data dir %s", data_dir)
+    log.info(
+        "limits: frame_max %d, channel_max %d, heartbeat %ds",
+        settings.frame_max,
+        settings.channel_max,
+        settings.heartbeat,
+    )
+    if started is not None:
+        started.set()
+    await stop.wait()
+    log.info("shutting down: closing %d connection(s)", len(broker.connections))
+    server.close()
+    await broker.close_all("broker shutdown", SHUTDOWN_GRACE)
+    await asyncio.gather(*runtime.stop_all(), return_exceptions=True)
+    runtime.unbind_loop()
+    log.info("stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dispatchd`` console script."""
+    settings = load_settings(argv)
+    level = getattr(logging, settings.log_level.upper(), None)
+    if not isinstance(level, int):
+        raise SystemExit(f"dispatchd: unknown log level {settings.log_level!r}")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
+    )
+    uvloop.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Broker settings: every knob has a flag, a DISPATCHD_* environment variable and a default.
+
+Precedence, lowest first: built-in default, TOML config file (``--config``), environment,
+command-line flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The broker's effective configuration."""
+
+    bind: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
+    port: int = field(default=5672, metadata={"help": "AMQP port"})
+    data_dir: str = field(default="./dispatchd-data", metadata={"help": "data directory"})
+    admin_port: int = field(default=15672, metadata={"help": "admin HTTP port (0 = off)"})
+    log_level: str = field(default="info", metadata={"help": "debug, info, warning, error"})
+    frame_max: int = field(default=131072, metadata={"help": "largest frame offered in tune"})
+    channel_max: int = field(default=2047, metadata={"help": "most channels per connection"})
+    heartbeat: int = field(default=60, metadata={"help": "heartbeat offered in tune, seconds"})
+    handshake_timeout: float = field(
+        default=10.0, metadata={"help": "seconds a client has to finish the handshake"}
+    )
+    config: str = field(default="", metadata={"help": "TOML file with any of these settings"})
+
+
+def env_name(name: str) -> str:
+    """The environment variable for a setting: ``data_dir`` -> ``DISPATCHD_DATA_DIR``."""
+    return "DISPATCHD_" + name.upper()
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag for a setting: ``data_dir`` -> ``--data-dir``."""
+    return "--" + name.replace("_", "-")
+
+
+def _coerce(f: dataclasses.Field[Any], value: Any, origin: str) -> Any:
+    kind = type(f.default)
+    try:
+        if kind is bool:
+            return str(value).lower() in ("1", "true", "yes", "on")
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"dispatchd: invalid value {value!r} for {origin}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser, one flag per setting (no defaults: unset means 'not given')."""
+    parser = argparse.ArgumentParser(
+        prog="dispatchd", description="AMQP 0-9-1 message broker built from Pykka actors."
+    )
+    for f in dataclasses.fields(Settings):
+        parser.add_argument(
+            flag_name(f.name),
+            dest=f.name,
+            default=None,
+            help=f"{f.metadata['help']} (env {env_name(f.name)}, default {f.default!r})",
+        )
+    return parser
+
+
+def load_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Merge defaults, the config file, the environment and the flags into Settings."""
+    environ = os.environ if environ is None else environ
+    args = vars(build_parser().parse_args(argv))
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+    config_path = args.get("config") or environ.get(env_name("config"), "")
+    if config_path:
+        try:
+            table = tomllib.loads(Path(config_path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SystemExit(f"dispatchd: cannot read config file {config_path}: {exc}") from exc
+        for key, value in table.items():
+            name = key.replace("-", "_")
+            if name not in fields:
+                raise SystemExit(f"dispatchd: unknown setting {key!r} in {config_path}")
+            values[name] = _coerce(fields[name], value, f"{key} in {config_path}")
+        values["config"] = config_path
+    for name, f in fields.items():
+        if env_name(name) in environ:
+            values[name] = _coerce(f, environ[env_name(name)], env_name(name))
+        if args.get(name) is not None:
+            values[name] = _coerce(f, args[name], flag_name(name))
+    return Settings(**values)

@@ -1,0 +1,133 @@
+"""Shared fixtures: a real dispatchd process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pika
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class BrokerProcess:
+    """A dispatchd started by a test; ``log`` has everything it printed."""
+
+    port: int
+    data_dir: Path
+    log_path: Path
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 15.0) -> BrokerProcess:
+        """Start the process and wait until it accepts connections."""
+        args = [
+            sys.executable,
+            "-m",
+            "dispatchd",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--admin-port",
+            "0",
+            "--log-level",
+            "info",
+            *self.extra_args,
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dispatchd exited with {self.proc.returncode}:\n{self.log}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"dispatchd did not listen within {timeout}s:\n{self.log}")
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL (a crash) and reap."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    @property
+    def log(self) -> str:
+        """What the broker has logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def params(self, **kwargs: object) -> pika.ConnectionParameters:
+        """pika connection parameters for this broker."""
+        kwargs.setdefault("connection_attempts", 1)
+        return pika.ConnectionParameters("127.0.0.1", self.port, **kwargs)  # type: ignore[arg-type]
+
+    def connect(self, **kwargs: object) -> pika.BlockingConnection:
+        """A pika BlockingConnection to this broker."""
+        return pika.BlockingConnection(self.params(**kwargs))
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    """One broker shared by the tests that only need a working broker."""
+    base = tmp_path_factory.mktemp("broker")
+    proc = BrokerProcess(free_port(), base / "data", base / "broker.log").start()
+    yield proc
+    code = proc.stop()
+    assert code == 0, f"broker exited with {code}:\n{proc.log}"
+
+
+@pytest.fixture
+def fresh_broker(tmp_path: Path) -> Iterator[BrokerProcess]:
+    """A broker of the test's own (for restarts, kills, and tests that break things)."""
+    proc = BrokerProcess(free_port(), tmp_path / "data", tmp_path / "broker.log").start()
+    yield proc
+    if proc.proc is not None and proc.proc.poll() is None:
+        proc.stop()
+
+
+@pytest.fixture
+def conn(broker: BrokerProcess) -> Iterator[pika.BlockingConnection]:
+    """A pika connection to the shared broker, closed after the test."""
+    connection = broker.connect()
+    yield connection
+    if connection.is_open:
+        connection.close()
+
+
+@pytest.fixture
+def ch(conn: pika.BlockingConnection) -> pika.adapters.blocking_connection.BlockingChannel:
+    """A channel on ``conn``."""
+    return conn.channel()
