@@ -384,3 +384,17 @@ def test_string_helpers_reject_bad_input():
     for bad in (b"\x00\x00\x00", b"\x00\x00\x00\x02a"):
         with pytest.raises(FieldDecodeError):
             decode_longstr(bad)
+
+
+@pytest.mark.parametrize(
+    "data", [b"S\x00\x00\x00\x05ab", b"x\x00\x00\x00\x02a", b"I\x00", b"F\x00\x00\x00\x01", b""]
+)
+def test_truncated_single_values_raise(data):
+    with pytest.raises(FieldDecodeError):
+        decode_value(data, 0)
+
+
+def test_non_utf8_keys_and_bytearray_input_round_trip():
+    data = encode_table({b"\xff": 1, "k": "v"})
+    assert decode_table(bytearray(data), 0) == ({b"\xff": 1, "k": "v"}, len(data))
+    assert encode_table(decode_table(data, 0)[0]) == data

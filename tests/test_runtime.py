@@ -483,7 +483,7 @@ def test_default_name_uses_kind(loop):
 
 def test_benchmark_smoke():
     """Runs the micro-benchmark briefly; numbers come from `python tests/bench_runtime.py`."""
-    import bench_runtime
+    from tests import bench_runtime
 
     rates = bench_runtime.run(messages=2000, rounds=1)
     assert all(rate > 0 for rate in rates.values())

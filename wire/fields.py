@@ -1,11 +1,12 @@
 """AMQP 0-9-1 field tables and arrays, with RabbitMQ's type tags.
 
-Decoding then re-encoding a table gives back the same bytes: types that plain Python
-values cannot tell apart decode to the small marker subclasses below (``Int8``,
-``UInt32``, ``Float32``, ``Timestamp``, ``ByteArray`` ...), which encode with their
-own tag. Plain values encode as: bool 't', int 'I' (or 'l' past int32, like pika),
-float 'd', Decimal 'D', str and bytes 'S', None 'V', dict 'F', list/tuple 'A',
-datetime 'T'. A decoded 'S' is a str when it is valid UTF-8 and bytes otherwise.
+Types that plain Python values cannot tell apart decode to small marker subclasses
+(``Int8``, ``UInt32``, ``Float32``, ``Timestamp``, ``ByteArray`` ...) that encode with
+their own tag, so decoding then re-encoding gives back the same bytes. (Two exceptions: a
+bool octet other than 0/1 reads as True, as in RabbitMQ, and a float32 signalling NaN is
+quieted by the float conversion.) Plain values encode as: bool 't', int 'I' (or 'l' past
+int32, like pika), float 'd', Decimal 'D', str and bytes 'S', None 'V', dict 'F',
+list/tuple 'A', datetime 'T'. A decoded 'S' is a str when it is valid UTF-8, else bytes.
 """
 
 from __future__ import annotations
@@ -116,9 +117,8 @@ _FIXED_TYPES = (
     ("d", float, "d"),
     ("T", Timestamp, "Q"),
 )
-_PLAIN = {Int32: int}
 _DECODE_FIXED: dict[int, tuple[type, Struct]] = {
-    ord(tag): (_PLAIN.get(cls, cls), Struct(">" + fmt)) for tag, cls, fmt in _FIXED_TYPES
+    ord(tag): (int if cls is Int32 else cls, Struct(">" + fmt)) for tag, cls, fmt in _FIXED_TYPES
 }
 _ENCODE_FIXED: dict[type, tuple[int, Struct]] = {
     cls: (ord(tag), Struct(">B" + fmt)) for tag, cls, fmt in _FIXED_TYPES

@@ -68,7 +68,7 @@ class Method(Record):
     METHOD_ID: ClassVar[int]
     INDEX: ClassVar[int]  # (CLASS_ID << 16) | METHOD_ID
     NAME: ClassVar[str]  # 'basic.publish'
-    SYNCHRONOUS: ClassVar[bool]
+    SYNCHRONOUS: ClassVar[bool]  # as the XML has it: set on both halves of a request/reply
     RESPONSES: ClassVar[tuple[int, ...]]  # INDEX of each possible reply
     HAS_CONTENT: ClassVar[bool]
 
