@@ -15,7 +15,15 @@ from wire import spec
 class Message:
     """A published message (immutable once built; ``properties`` is a lazy cache)."""
 
-    __slots__ = ("exchange", "routing_key", "raw_properties", "body", "mandatory", "_props")
+    __slots__ = (
+        "exchange",
+        "routing_key",
+        "raw_properties",
+        "body",
+        "mandatory",
+        "store_id",
+        "_props",
+    )
 
     def __init__(
         self,
@@ -30,6 +38,7 @@ class Message:
         self.raw_properties = raw_properties
         self.body = body
         self.mandatory = mandatory
+        self.store_id = 0  # set (on the loop thread) when first written to the store
         self._props: spec.BasicProperties | None = None
 
     @property

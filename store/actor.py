@@ -1,0 +1,362 @@
+"""StoreActor: the one thread-based actor. It owns the database connection and group-commits.
+
+Writes arrive as typed messages from loop actors. The actor collects every message waiting in
+its inbox into one transaction (hot-path statements cached and run with ``executemany``),
+commits, and only then tells each requester what it asked to be told — with one
+``call_soon_threadsafe`` per batch. While a batch commits, the next one collects in the inbox:
+that is the group commit of DESIGN.md. A failed commit rolls back and tells every requester
+``StoreFailed`` instead: nothing in that batch is confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import peewee as pw
+import pykka
+from pykka import ActorRef
+
+from actors.content import Message
+from actors.runtime import post
+from store.models import BindingRow, ExchangeRow, MessageRow, QueueMessageRow, QueueRow
+from wire.fields import encode_table
+
+log = logging.getLogger("dispatchd.store")
+
+Notify = tuple[ActorRef[Any], Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMessages:
+    """Persist messages at positions of a durable queue."""
+
+    queue_id: int
+    rows: list[tuple[int, Message]]
+    then: Notify = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnstoreMessages:
+    """Forget messages (acked, dropped, purged) by (position, message id)."""
+
+    queue_id: int
+    rows: list[tuple[int, int]]
+    then: Notify = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkDelivered:
+    """Record that these positions were delivered (they come back redelivered after a crash)."""
+
+    queue_id: int
+    positions: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class SaveExchange:
+    """A durable exchange was declared."""
+
+    vhost: str
+    name: str
+    type: str
+    auto_delete: bool
+    internal: bool
+    arguments: dict[str, Any]
+    then: Notify = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteExchange:
+    """A durable exchange was deleted (its bindings go with it)."""
+
+    vhost: str
+    name: str
+    then: Notify = None
+
+
+@dataclass(frozen=True, slots=True)
+class SaveQueue:
+    """A durable queue was declared."""
+
+    queue_id: int
+    vhost: str
+    name: str
+    auto_delete: bool
+    arguments: dict[str, Any]
+    then: Notify = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteQueue:
+    """A durable queue was deleted: its row, its messages, its bindings."""
+
+    queue_id: int
+    vhost: str
+    name: str
+    then: Notify = None
+
+
+@dataclass(frozen=True, slots=True)
+class SaveBinding:
+    """A binding between durable ends was added (``delete`` False) or removed (True)."""
+
+    vhost: str
+    source: str
+    dest_kind: str
+    dest: str
+    routing_key: str
+    arguments: dict[str, Any]
+    delete: bool = False
+    then: Notify = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFailed:
+    """Told instead of the requested notification when the batch holding it failed."""
+
+    request: Any
+    error: str
+
+
+@dataclass
+class StoreStats:
+    """Counters for the admin page and /metrics (read from other threads: plain ints)."""
+
+    commits: int = 0
+    failures: int = 0
+    rows_written: int = 0
+    last_commit_s: float = 0.0
+    total_commit_s: float = 0.0
+    last_batch: int = 0
+
+
+@dataclass
+class _Batch:
+    """What one transaction will write, in executemany-ready lists."""
+
+    messages: list[tuple[Any, ...]] = field(default_factory=list)
+    placements: list[tuple[Any, ...]] = field(default_factory=list)
+    removals: list[tuple[int, int]] = field(default_factory=list)
+    orphans: list[tuple[int, int]] = field(default_factory=list)
+    delivered: list[tuple[bool, int, int]] = field(default_factory=list)
+    notes: list[tuple[ActorRef[Any], Any]] = field(default_factory=list)
+    requests: list[Any] = field(default_factory=list)
+    size: int = 0
+    error: BaseException | None = None
+
+
+def _sql(query: pw.Query) -> str:
+    sql, _ = query.sql()
+    return sql
+
+
+class StoreActor(pykka.ThreadingActor):
+    """Owns the database connection; batches every write it is told into group commits."""
+
+    def __init__(self, db: pw.Database, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.db = db
+        self.loop = loop
+        self.stats = StoreStats()
+        self.batch = _Batch()
+        m, qm = MessageRow, QueueMessageRow
+        self.sql_message = _sql(
+            m.insert(
+                id=0, exchange="", routing_key="", properties=b"", body=b""
+            ).on_conflict_ignore()
+        )
+        self.sql_place = _sql(
+            qm.insert(queue_id=0, position=0, message_id=0, delivered=False).on_conflict_ignore()
+        )
+        self.sql_remove = _sql(qm.delete().where((qm.queue_id == 0) & (qm.position == 0)))
+        self.sql_orphan = _sql(
+            m.delete().where(
+                (m.id == 0) & ~pw.fn.EXISTS(qm.select(pw.SQL("1")).where(qm.message_id == 0))
+            )
+        )
+        self.sql_delivered = _sql(
+            qm.update(delivered=True).where((qm.queue_id == 0) & (qm.position == 0))
+        )
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            StoreMessages: self._store_messages,
+            UnstoreMessages: self._unstore_messages,
+            MarkDelivered: self._mark_delivered,
+            SaveExchange: self._save_exchange,
+            DeleteExchange: self._delete_exchange,
+            SaveQueue: self._save_queue,
+            DeleteQueue: self._delete_queue,
+            SaveBinding: self._save_binding,
+        }
+
+    def on_receive(self, message: Any) -> None:  # noqa: D102
+        batch = self.batch
+        if not batch.requests:
+            self.db.begin()
+        batch.requests.append(message)
+        then = getattr(message, "then", None)
+        if then is not None:
+            batch.notes.append(then)
+        if batch.error is None:
+            try:
+                self._handlers[type(message)](message)
+            except Exception as exc:  # noqa: BLE001 - any database failure fails the batch
+                batch.error = exc
+        if self.actor_inbox.empty():
+            self._commit()
+
+    # ----- collecting
+
+    def _store_messages(self, msg: StoreMessages) -> None:
+        batch = self.batch
+        for position, message in msg.rows:
+            batch.messages.append(
+                (
+                    message.store_id,
+                    message.exchange,
+                    message.routing_key,
+                    message.raw_properties,
+                    message.body,
+                )
+            )
+            batch.placements.append((msg.queue_id, position, message.store_id, False))
+        batch.size += len(msg.rows)
+
+    def _unstore_messages(self, msg: UnstoreMessages) -> None:
+        batch = self.batch
+        for position, message_id in msg.rows:
+            batch.removals.append((msg.queue_id, position))
+            batch.orphans.append((message_id, message_id))
+        batch.size += len(msg.rows)
+
+    def _mark_delivered(self, msg: MarkDelivered) -> None:
+        self.batch.delivered.extend((True, msg.queue_id, p) for p in msg.positions)
+
+    def _flush_rows(self) -> None:
+        """Run the collected message statements (entity changes must come after them)."""
+        batch = self.batch
+        cursor = self.db.cursor()
+        if batch.messages:
+            cursor.executemany(self.sql_message, batch.messages)
+            cursor.executemany(self.sql_place, batch.placements)
+        if batch.delivered:
+            cursor.executemany(self.sql_delivered, batch.delivered)
+        if batch.removals:
+            cursor.executemany(self.sql_remove, batch.removals)
+            cursor.executemany(self.sql_orphan, batch.orphans)
+        self.stats.rows_written += batch.size
+        batch.messages, batch.placements, batch.removals = [], [], []
+        batch.orphans, batch.delivered = [], []
+
+    def _save_exchange(self, msg: SaveExchange) -> None:
+        self._flush_rows()
+        ExchangeRow.insert(
+            vhost=msg.vhost,
+            name=msg.name,
+            type=msg.type,
+            auto_delete=msg.auto_delete,
+            internal=msg.internal,
+            arguments=encode_table(msg.arguments),
+        ).on_conflict_replace().execute()
+
+    def _delete_exchange(self, msg: DeleteExchange) -> None:
+        self._flush_rows()
+        ExchangeRow.delete().where(
+            (ExchangeRow.vhost == msg.vhost) & (ExchangeRow.name == msg.name)
+        ).execute()
+        b = BindingRow
+        b.delete().where(
+            (b.vhost == msg.vhost)
+            & ((b.source == msg.name) | ((b.dest_kind == "exchange") & (b.dest == msg.name)))
+        ).execute()
+
+    def _save_queue(self, msg: SaveQueue) -> None:
+        self._flush_rows()
+        QueueRow.insert(
+            id=msg.queue_id,
+            vhost=msg.vhost,
+            name=msg.name,
+            auto_delete=msg.auto_delete,
+            arguments=encode_table(msg.arguments),
+        ).on_conflict_replace().execute()
+
+    def _delete_queue(self, msg: DeleteQueue) -> None:
+        self._flush_rows()
+        QueueRow.delete().where(QueueRow.id == msg.queue_id).execute()
+        qm, m = QueueMessageRow, MessageRow
+        qm.delete().where(qm.queue_id == msg.queue_id).execute()
+        m.delete().where(
+            ~pw.fn.EXISTS(qm.select(pw.SQL("1")).where(qm.message_id == m.id))
+        ).execute()
+        b = BindingRow
+        b.delete().where(
+            (b.vhost == msg.vhost) & (b.dest_kind == "queue") & (b.dest == msg.name)
+        ).execute()
+
+    def _save_binding(self, msg: SaveBinding) -> None:
+        self._flush_rows()
+        b = BindingRow
+        key = {
+            "vhost": msg.vhost,
+            "source": msg.source,
+            "dest_kind": msg.dest_kind,
+            "dest": msg.dest,
+            "routing_key": msg.routing_key,
+            "arguments": encode_table(msg.arguments),
+        }
+        if msg.delete:
+            b.delete().where(*(getattr(b, k) == v for k, v in key.items())).execute()
+        else:
+            b.insert(**key).on_conflict_ignore().execute()
+
+    # ----- committing
+
+    def _commit(self) -> None:
+        batch = self.batch
+        started = time.perf_counter()
+        try:
+            if batch.error is not None:
+                raise batch.error
+            self._flush_rows()
+            self.db.commit()
+        except Exception as exc:  # noqa: BLE001 - any database failure fails the batch
+            self._fail(batch, exc)
+            return
+        finally:
+            self.batch = _Batch()
+        elapsed = time.perf_counter() - started
+        stats = self.stats
+        stats.commits += 1
+        stats.last_commit_s = elapsed
+        stats.total_commit_s += elapsed
+        stats.last_batch = len(batch.requests)
+        self._notify(batch.notes)
+
+    def _fail(self, batch: _Batch, exc: BaseException) -> None:
+        """Roll back; every requester hears StoreFailed: nothing of this batch is confirmed."""
+        try:
+            self.db.rollback()
+        except pw.DatabaseError:
+            log.exception("rollback failed")
+        self.stats.failures += 1
+        log.error("store commit failed, %d requests not confirmed: %s", len(batch.requests), exc)
+        self._notify(
+            [
+                (then[0], StoreFailed(request, str(exc)))
+                for request in batch.requests
+                if (then := getattr(request, "then", None)) is not None
+            ]
+        )
+
+    def _notify(self, notes: list[tuple[ActorRef[Any], Any]]) -> None:
+        if notes:
+            self.loop.call_soon_threadsafe(_post_all, notes)
+
+
+def _post_all(notes: list[tuple[ActorRef[Any], Any]]) -> None:
+    for ref, message in notes:
+        post(ref, message)

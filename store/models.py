@@ -1,0 +1,132 @@
+"""Peewee models of everything dispatchd persists.
+
+The same models run on SQLite (the embedded default) and PostgreSQL: the database is bound
+at start-up through ``database``, a DatabaseProxy. Field tables (arguments) are stored in
+their AMQP wire encoding, so every type round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import peewee as pw
+
+SCHEMA_VERSION = 1
+
+database = pw.DatabaseProxy()
+
+
+class BaseModel(pw.Model):
+    """Binds every model to the proxy."""
+
+    class Meta:
+        database = database
+
+
+class SchemaVersion(BaseModel):
+    """One row: the schema version this data dir was written with."""
+
+    version = pw.IntegerField()
+
+    class Meta:
+        table_name = "schema_version"
+
+
+class VhostRow(BaseModel):
+    """A virtual host."""
+
+    name = pw.CharField(max_length=255, unique=True)
+
+    class Meta:
+        table_name = "vhosts"
+
+
+class UserRow(BaseModel):
+    """A user who may log in."""
+
+    name = pw.CharField(max_length=255, unique=True)
+    password_hash = pw.CharField(max_length=255)
+    tags = pw.CharField(max_length=255, default="")
+
+    class Meta:
+        table_name = "users"
+
+
+class ExchangeRow(BaseModel):
+    """A durable exchange."""
+
+    vhost = pw.CharField(max_length=255)
+    name = pw.CharField(max_length=255)
+    type = pw.CharField(max_length=32)
+    auto_delete = pw.BooleanField(default=False)
+    internal = pw.BooleanField(default=False)
+    arguments = pw.BlobField()
+
+    class Meta:
+        table_name = "exchanges"
+        indexes = ((("vhost", "name"), True),)
+
+
+class QueueRow(BaseModel):
+    """A durable queue; ``id`` names it in queue_messages."""
+
+    id = pw.AutoField()
+    vhost = pw.CharField(max_length=255)
+    name = pw.CharField(max_length=255)
+    auto_delete = pw.BooleanField(default=False)
+    arguments = pw.BlobField()
+
+    class Meta:
+        table_name = "queues"
+        indexes = ((("vhost", "name"), True),)
+
+
+class BindingRow(BaseModel):
+    """A binding whose source and destination are both durable."""
+
+    vhost = pw.CharField(max_length=255)
+    source = pw.CharField(max_length=255)
+    dest_kind = pw.CharField(max_length=8)
+    dest = pw.CharField(max_length=255)
+    routing_key = pw.CharField(max_length=255)
+    arguments = pw.BlobField()
+
+    class Meta:
+        table_name = "bindings"
+        indexes = ((("vhost", "source", "dest_kind", "dest", "routing_key", "arguments"), True),)
+
+
+class MessageRow(BaseModel):
+    """A persistent message's content, stored once however many queues hold it."""
+
+    id = pw.BigIntegerField(primary_key=True)
+    exchange = pw.CharField(max_length=255)
+    routing_key = pw.CharField(max_length=255)
+    properties = pw.BlobField()
+    body = pw.BlobField()
+
+    class Meta:
+        table_name = "messages"
+
+
+class QueueMessageRow(BaseModel):
+    """A persistent message's place in one durable queue."""
+
+    queue_id = pw.IntegerField()
+    position = pw.BigIntegerField()
+    message_id = pw.BigIntegerField(index=True)
+    delivered = pw.BooleanField(default=False)
+
+    class Meta:
+        table_name = "queue_messages"
+        primary_key = pw.CompositeKey("queue_id", "position")
+
+
+MODELS: list[type[BaseModel]] = [
+    SchemaVersion,
+    VhostRow,
+    UserRow,
+    ExchangeRow,
+    QueueRow,
+    BindingRow,
+    MessageRow,
+    QueueMessageRow,
+]

@@ -1,0 +1,182 @@
+"""The store on its own: group commit, stored-once messages, recovery order, failures."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvloop
+
+from actors import runtime
+from actors.content import Message
+from actors.runtime import LoopActor
+from store import recovery
+from store.actor import (
+    DeleteQueue,
+    MarkDelivered,
+    SaveBinding,
+    SaveExchange,
+    SaveQueue,
+    StoreActor,
+    StoreFailed,
+    StoreMessages,
+    UnstoreMessages,
+)
+from store.database import StoreError, connect
+
+
+class Collector(LoopActor):
+    """Records what the store tells it; wakes the test when ``want`` messages arrived."""
+
+    kind = "collector"
+
+    def __init__(self, want: int, done: asyncio.Future[list[Any]]) -> None:
+        super().__init__()
+        self.want, self.done, self.got = want, done, []
+
+    def on_receive(self, message: Any) -> None:
+        self.got.append(message)
+        if len(self.got) >= self.want and not self.done.done():
+            self.done.set_result(self.got)
+
+
+def message(n: int, store_id: int) -> Message:
+    m = Message("ex", f"key{n}", b"\x00\x00", f"body{n}".encode())
+    m.store_id = store_id
+    return m
+
+
+def run_with_store(data_dir: Path, script: Any) -> Any:
+    """Run ``script(store_ref, loop)`` on a bound uvloop with a StoreActor on data_dir."""
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        runtime.bind_loop(loop)
+        db = connect(str(data_dir))
+        store = StoreActor.start(db, loop)
+        try:
+            return await script(store, loop)
+        finally:
+            store.stop()
+            db.close()
+            runtime.unbind_loop()
+
+    return uvloop.run(main())
+
+
+async def told(loop: asyncio.AbstractEventLoop, send: Any, want: int) -> list[Any]:
+    done: asyncio.Future[list[Any]] = loop.create_future()
+    ref = Collector.start(want, done)
+    send(ref)
+    return await asyncio.wait_for(done, 10)
+
+
+def test_messages_stored_once_and_recovered_in_order(tmp_path: Path) -> None:
+    shared = message(2, 12)
+
+    async def script(store: Any, loop: asyncio.AbstractEventLoop) -> None:
+        def send(ref: Any) -> None:
+            store.tell(SaveQueue(1, "/", "q1", False, {"x-max-priority": 5}))
+            store.tell(SaveQueue(2, "/", "q2", False, {}))
+            store.tell(StoreMessages(1, [(1, message(1, 11)), (2, shared), (3, message(3, 13))]))
+            store.tell(StoreMessages(2, [(7, shared)], then=(ref, "persisted")))
+            store.tell(MarkDelivered(1, [1]))
+
+        assert await told(loop, send, 1) == ["persisted"]
+
+    run_with_store(tmp_path, script)
+    db = connect(str(tmp_path))
+    state = recovery.load(db)
+    db.close()
+    by_name = {q.name: q for q in state.queues}
+    assert [(p, m.body, d) for p, m, d in by_name["q1"].messages] == [
+        (1, b"body1", True),
+        (2, b"body2", False),
+        (3, b"body3", False),
+    ]
+    assert by_name["q1"].arguments == {"x-max-priority": 5}
+    ((_, again, _),) = by_name["q2"].messages
+    assert again is by_name["q1"].messages[1][1]  # one message object for both queues
+    assert state.max_message_id == 13 and state.max_queue_id == 2
+
+
+def test_unstore_removes_rows_and_orphans_only(tmp_path: Path) -> None:
+    shared = message(1, 21)
+
+    async def script(store: Any, loop: asyncio.AbstractEventLoop) -> None:
+        def send(ref: Any) -> None:
+            store.tell(SaveQueue(1, "/", "a", False, {}))
+            store.tell(SaveQueue(2, "/", "b", False, {}))
+            store.tell(StoreMessages(1, [(1, shared), (2, message(2, 22))]))
+            store.tell(StoreMessages(2, [(1, shared)]))
+            store.tell(UnstoreMessages(1, [(1, 21), (2, 22)], then=(ref, "gone")))
+
+        await told(loop, send, 1)
+
+    run_with_store(tmp_path, script)
+    db = connect(str(tmp_path))
+    state = recovery.load(db)
+    assert {q.name: [m.body for _, m, _ in q.messages] for q in state.queues} == {
+        "a": [],
+        "b": [b"body1"],
+    }
+    assert db.execute_sql("select count(*) from messages").fetchone()[0] == 1
+    db.close()
+
+
+def test_entities_and_queue_delete_cascade(tmp_path: Path) -> None:
+    async def script(store: Any, loop: asyncio.AbstractEventLoop) -> None:
+        def send(ref: Any) -> None:
+            store.tell(SaveExchange("/", "x", "topic", False, False, {"alternate-exchange": "ae"}))
+            store.tell(SaveQueue(1, "/", "q", False, {}))
+            store.tell(SaveQueue(2, "/", "keep", False, {}))
+            store.tell(SaveBinding("/", "x", "queue", "q", "a.#", {}))
+            store.tell(SaveBinding("/", "x", "queue", "keep", "b", {"k": 1}))
+            store.tell(StoreMessages(1, [(1, message(1, 1))]))
+            store.tell(DeleteQueue(1, "/", "q", then=(ref, "deleted")))
+
+        await told(loop, send, 1)
+
+    run_with_store(tmp_path, script)
+    db = connect(str(tmp_path))
+    state = recovery.load(db)
+    db.close()
+    assert [(e.name, e.type, e.arguments) for e in state.exchanges] == [
+        ("x", "topic", {"alternate-exchange": "ae"})
+    ]
+    assert [q.name for q in state.queues] == ["keep"]
+    assert [(b.dest, b.routing_key, b.arguments) for b in state.bindings] == [
+        ("keep", "b", {"k": 1})
+    ]
+
+
+def test_failed_commit_confirms_nothing(tmp_path: Path) -> None:
+    async def script(store: Any, loop: asyncio.AbstractEventLoop) -> list[Any]:
+        def send(ref: Any) -> None:
+            store.tell(SaveQueue(1, "/", "q", False, {}, then=(ref, "saved")))
+
+        assert await told(loop, send, 1) == ["saved"]
+        # A real SQLite failure under the store: its table vanishes (another connection).
+        other = connect(str(tmp_path))
+        other.execute_sql('DROP TABLE "queue_messages"')
+        other.close()
+
+        def send_more(ref: Any) -> None:
+            store.tell(StoreMessages(1, [(1, message(1, 5))], then=(ref, "persisted")))
+
+        return await told(loop, send_more, 1)
+
+    (outcome,) = run_with_store(tmp_path, script)
+    assert isinstance(outcome, StoreFailed)
+    assert "queue_messages" in outcome.error
+    db = connect(str(tmp_path))
+    assert recovery.load(db).queues[0].messages == []
+    db.close()
+
+
+def test_foreign_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "dispatchd.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open the store"):
+        connect(str(tmp_path))
