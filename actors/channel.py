@@ -5,6 +5,16 @@ per exchange and told to exchange actors; declares, binds and deletes go to the 
 one at a time (the channel waits for each Reply before the next method, which keeps
 RabbitMQ's ordering). It assigns delivery tags, tracks unacknowledged deliveries, publisher
 confirms and transactions, and frames everything it sends.
+
+Transactions reuse the confirm machinery: tx.commit publishes the buffered messages with
+internal sequence numbers and answers commit-ok once every queue took them (after any
+basic.return), as RabbitMQ does; acks, nacks and rejects wait in the transaction until then.
+
+A global prefetch (basic.qos global=true) is the channel's own: it counts its unacknowledged
+consumer deliveries and lends the rest of its limit, as *window*, to the queues of consumers
+that ask for it (WindowWanted / WindowGrant / WindowReturned, see actors/queue.py). Window
+lent out plus deliveries unacknowledged never exceed the limit, so no queue ever delivers past
+it; per-consumer prefetch (global=false) is enforced by each queue on its own.
 """
 
 from __future__ import annotations
@@ -38,9 +48,14 @@ from actors.messages import (
     ResolveExchange,
     RouteResult,
     Settle,
+    WindowGrant,
+    WindowLimit,
+    WindowReturned,
+    WindowWanted,
     Writable,
 )
 from actors.runtime import ActorFailed, LoopActor, post
+from actors.stats import CLOSED_CHANNELS
 from wire import spec
 from wire.errors import AMQPError
 from wire.frames import content_frames, deliver_frames, method_frame
@@ -52,11 +67,13 @@ log = logging.getLogger("dispatchd.channel")
 class ConsumerState:
     """A consumer as its channel sees it."""
 
+    tag: str
     ref: ActorRef[Any]
     tag_bytes: bytes
     no_ack: bool
     queue: ActorRef[Any] | None = None
     owed_credit: int = 0
+    granted: int = 0  # global-prefetch window lent to its queue and not yet used
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +90,8 @@ def _shortstr(value: str) -> bytes:
     return bytes((len(data),)) + data
 
 
-# Requests whose reply also updates the channel's idea of "the last declared queue".
-QUEUE_NAMED = (spec.QueueBind, spec.QueueUnbind, spec.QueuePurge, spec.QueueDelete, spec.BasicGet)
+def _unknown_tag(delivery_tag: int) -> AMQPError:
+    return AMQPError(406, f"unknown delivery tag {delivery_tag}")
 
 
 class ChannelActor(LoopActor):
@@ -97,27 +114,36 @@ class ChannelActor(LoopActor):
             supervisor=connection,
         )
         self.link = link
+        self.user: str = getattr(link, "user", "")
         self.number = number
         self.vhost = vhost
         self.connection_id = connection_id
         self.cancel_notify = cancel_notify
         self.pending: deque[Any] = deque()
-        self.waiting = False
+        self.waiting = False  # a method is in progress: later input waits behind it
         self.closing = False
+        self.stop_pending = False  # gone, but a get or consume is still on its way back
+        self.stopped = False
         self.exchanges: dict[str, tuple[ActorRef[Any], bool]] = {}
         self.batches: dict[ActorRef[Any], tuple[list[Message], list[int]]] = {}
         self.next_tag = 0
         self.unacked: OrderedDict[int, Unacked] = OrderedDict()
         self.consumers: dict[str, ConsumerState] = {}
-        self.awaiting_consumer: str | None = None
+        self.adding: ConsumerState | None = None  # basic.consume awaiting its queue
+        self.cancelling: tuple[str, bool] | None = None  # basic.cancel (tag, nowait) in progress
+        self.getting = False  # basic.get awaiting its queue
         self.confirming = False
         self.next_seq = 1
         self.unconfirmed: OrderedDict[int, int] = OrderedDict()
         self.transactional = False
-        self.tx_publishes: list[Message] = []
+        self.committing = False
+        self.tx_publishes: dict[ActorRef[Any], tuple[list[Message], list[int]]] = {}
         self.tx_settles: list[tuple[int, Unacked, bool | None]] = []
         self.prefetch_count = 0
-        self.global_prefetch = 0
+        self.global_limit = 0
+        self.global_used = 0  # unacked consumer deliveries while global_limit is set
+        self.global_granted = 0  # window lent to queues, not yet used or returned
+        self.wanting: dict[str, int] = {}  # consumer tag -> window asked for, in ask order
         self.last_queue = ""
         self.publish_count = 0
         self.deliver_count = 0
@@ -132,6 +158,8 @@ class ChannelActor(LoopActor):
             ConsumerAdded: self._on_consumer_added,
             ConsumerRemoved: self._on_consumer_removed,
             GetResult: self._on_get_result,
+            WindowWanted: self._on_window_wanted,
+            WindowReturned: self._on_window_returned,
             Writable: self._on_writable,
             ConnectionGone: self._on_connection_gone,
             ActorFailed: self._on_actor_failed,
@@ -143,14 +171,14 @@ class ChannelActor(LoopActor):
             spec.BasicQos: self._qos,
             spec.BasicConsume: self._consume,
             spec.BasicCancel: self._cancel,
-            spec.BasicGet: self._queue_request,
+            spec.BasicGet: self._get,
             spec.BasicRecover: self._recover,
             spec.BasicRecoverAsync: self._recover,
             spec.ExchangeDeclare: self._request,
             spec.ExchangeDelete: self._request,
             spec.ExchangeBind: self._request,
             spec.ExchangeUnbind: self._request,
-            spec.QueueDeclare: self._queue_declare,
+            spec.QueueDeclare: self._request,  # passive '' is the queue '', not the last one
             spec.QueueBind: self._queue_request,
             spec.QueueUnbind: self._queue_request,
             spec.QueuePurge: self._queue_request,
@@ -172,6 +200,14 @@ class ChannelActor(LoopActor):
 
     def _send(self, method: spec.Method) -> None:
         self.link.write(method_frame(self.number, method.encode()))
+
+    def _send_content(self, method: spec.Method, message: Message) -> None:
+        self._send(method)
+        self.link.write(
+            content_frames(
+                self.number, 60, message.raw_properties, message.body, self.link.frame_max
+            )
+        )
 
     # ----- input processing
 
@@ -212,10 +248,10 @@ class ChannelActor(LoopActor):
         """Close the channel (soft error) or the connection (hard error)."""
         if error.hard:
             self.link.close_connection(error)
-            self._release()
-            self.stop()
+            self._shutdown()
             return
         log.info("channel %s error: %s", self.name, error)
+        self.link.channel_closing(self.number)  # the client's close-ok frees the number at once
         self._send(
             spec.ChannelClose(
                 reply_code=error.code,
@@ -231,14 +267,9 @@ class ChannelActor(LoopActor):
     # ----- publishing
 
     def _publish(self, message: Message) -> bool:
-        """Batch one publish; False when its exchange must be resolved first."""
-        self.publish_count += 1
-        if self.transactional:
-            self.tx_publishes.append(message)
-            return True
+        """Batch one publish (or hold it in the transaction); False to resolve its exchange."""
         cached = self.exchanges.get(message.exchange)
         if cached is None or not cached[0].is_alive():
-            self.publish_count -= 1
             self._flush_publishes()
             self.waiting = True
             post(self.vhost, ResolveExchange(message.exchange, self.actor_ref))
@@ -248,9 +279,18 @@ class ChannelActor(LoopActor):
             raise AMQPError(
                 403, f"cannot publish to internal exchange '{message.exchange}' in vhost '/'"
             )
-        batch = self.batches.get(ref)
+        raw = message.raw_properties
+        if len(raw) > 1 and raw[1] & 0x10:  # the user-id property flag
+            user_id = message.properties.user_id
+            if user_id != self.user:
+                user = self.user
+                text = f"user_id property set to '{user_id}' but authenticated user was '{user}'"
+                raise AMQPError(406, text)
+        self.publish_count += 1
+        batches = self.tx_publishes if self.transactional else self.batches
+        batch = batches.get(ref)
         if batch is None:
-            self.batches[ref] = batch = ([], [])
+            batches[ref] = batch = ([], [])
         batch[0].append(message)
         if self.confirming:
             seq = self.next_seq
@@ -270,6 +310,8 @@ class ChannelActor(LoopActor):
 
     def _on_exchange_resolved(self, msg: ExchangeResolved) -> None:
         self.waiting = False
+        if self.closing:
+            return
         if msg.ref is None:
             self.pending.popleft()
             self._close_with(AMQPError(404, f"no exchange '{msg.name}' in vhost '/'", 60, 40))
@@ -278,19 +320,17 @@ class ChannelActor(LoopActor):
         self._process()
 
     def _on_route_result(self, msg: RouteResult) -> None:
+        if self.closing:
+            return
         for message in msg.returned:
-            self._send(
+            self._send_content(
                 spec.BasicReturn(
                     reply_code=312,
                     reply_text="NO_ROUTE",
                     exchange=message.exchange,
                     routing_key=message.routing_key,
-                )
-            )
-            self.link.write(
-                content_frames(
-                    self.number, 60, message.raw_properties, message.body, self.link.frame_max
-                )
+                ),
+                message,
             )
         done = []
         unconfirmed = self.unconfirmed
@@ -323,6 +363,13 @@ class ChannelActor(LoopActor):
             unconfirmed.pop(seq, None)
         if self.closing:
             return
+        if self.transactional:
+            if self.committing and not unconfirmed:
+                self.committing = False
+                self.waiting = False
+                self._send(spec.TxCommitOk())
+                self._process()
+            return
         lowest = next(iter(unconfirmed)) if unconfirmed else None
         top = max(seqs)
         if lowest is None or top < lowest:
@@ -338,9 +385,8 @@ class ChannelActor(LoopActor):
 
     def _on_deliveries(self, msg: Deliveries) -> None:
         consumer = self.consumers.get(msg.consumer_tag)
-        if self.closing or consumer is None:
-            if not msg.no_ack:
-                post(msg.queue, Settle([e.id for e in msg.entries], True))
+        if consumer is None:
+            # The channel closed: its CancelConsumer makes the queue requeue these itself.
             return
         number, frame_max = self.number, self.link.frame_max
         tag_bytes = consumer.tag_bytes
@@ -368,12 +414,15 @@ class ChannelActor(LoopActor):
                 )
             )
         self.next_tag = tag
-        self.deliver_count += len(out)
+        count = len(out)
+        self.deliver_count += count
         self.link.write(b"".join(out))
         if self.link.writable:
-            post(queue, Credit(consumer.ref, len(out)))
+            post(queue, Credit(consumer.ref, count))
         else:
-            consumer.owed_credit += len(out)
+            consumer.owed_credit += count
+        if self.global_limit:
+            self._window_used(consumer, count)
 
     def _on_writable(self, _msg: Writable) -> None:
         for consumer in self.consumers.values():
@@ -381,33 +430,102 @@ class ChannelActor(LoopActor):
                 post(consumer.queue, Credit(consumer.ref, consumer.owed_credit))
                 consumer.owed_credit = 0
 
+    # ----- global prefetch: the channel's window, lent to its consumers' queues
+
+    def _set_global_limit(self, limit: int) -> None:
+        was, self.global_limit = self.global_limit, limit
+        if bool(was) != bool(limit):
+            self.global_granted = 0
+            self.wanting.clear()
+            if limit:
+                self.global_used = sum(
+                    1 for r in self.unacked.values() if r.consumer_tag is not None
+                ) + sum(1 for _, r, _ in self.tx_settles if r.consumer_tag is not None)
+            for consumer in self.consumers.values():
+                consumer.granted = 0
+                if consumer.queue is not None:
+                    post(consumer.queue, WindowLimit(consumer.ref, bool(limit)))
+        if limit:
+            self._grant()
+
+    def _grant(self) -> None:
+        """Lend what is left of the global limit to consumers that asked, first come first."""
+        available = self.global_limit - self.global_used - self.global_granted
+        wanting = self.wanting
+        while available > 0 and wanting and not self.closing:
+            tag = next(iter(wanting))
+            want = wanting.pop(tag)
+            consumer = self.consumers.get(tag)
+            if consumer is None or consumer.queue is None:
+                continue
+            count = min(want, available)
+            consumer.granted += count
+            self.global_granted += count
+            available -= count
+            post(consumer.queue, WindowGrant(consumer.ref, count))
+
+    def _window_used(self, consumer: ConsumerState, count: int) -> None:
+        """Deliveries arrived: lent window became unacked deliveries (or, for no-ack, freed)."""
+        used = min(count, consumer.granted)
+        consumer.granted -= used
+        self.global_granted -= used
+        if consumer.no_ack:
+            if self.wanting:
+                self._grant()
+        else:
+            self.global_used += count
+
+    def _window_consumer(self, msg: WindowWanted | WindowReturned) -> ConsumerState | None:
+        consumer = self.consumers.get(msg.consumer_tag)
+        if consumer is None or consumer.ref != msg.consumer or not self.global_limit:
+            return None
+        return consumer
+
+    def _on_window_wanted(self, msg: WindowWanted) -> None:
+        if self._window_consumer(msg) is not None:
+            self.wanting[msg.consumer_tag] = msg.count
+            self._grant()
+
+    def _on_window_returned(self, msg: WindowReturned) -> None:
+        consumer = self._window_consumer(msg)
+        if consumer is not None:
+            count = min(msg.count, consumer.granted)
+            consumer.granted -= count
+            self.global_granted -= count
+            self._grant()
+
+    def _forget_window(self, consumer: ConsumerState) -> None:
+        """A consumer is gone: the window it held is free again."""
+        self.global_granted -= consumer.granted
+        consumer.granted = 0
+        self.wanting.pop(consumer.tag, None)
+        self._grant()
+
     # ----- acks
 
     def _take(self, delivery_tag: int, multiple: bool) -> list[tuple[int, Unacked]]:
-        """Remove and return the deliveries an ack/nack names (RabbitMQ's collect_acks)."""
+        """Remove and return the deliveries an ack/nack names (RabbitMQ's collect_acks).
+
+        ``multiple`` with tag 0 takes everything; otherwise the tag itself must be
+        outstanding, whatever lies below it.
+        """
         unacked = self.unacked
         if not multiple:
             record = unacked.pop(delivery_tag, None)
             if record is None:
-                raise AMQPError(406, f"unknown delivery tag {delivery_tag}")
+                raise _unknown_tag(delivery_tag)
             return [(delivery_tag, record)]
         if delivery_tag == 0:
             taken = list(unacked.items())
             unacked.clear()
             return taken
+        if delivery_tag not in unacked:
+            raise _unknown_tag(delivery_tag)
         tags = []
-        found = False
-        for tag in unacked:
-            if tag <= delivery_tag:
-                tags.append(tag)
-                if tag == delivery_tag:
-                    found = True
-                    break
-            else:
-                found = True
+        for tag in unacked:  # ascending: tags are handed out in order, rollback re-sorts
+            if tag > delivery_tag:
                 break
-        if not found:
-            raise AMQPError(406, f"unknown delivery tag {delivery_tag}")
+            tags.append(tag)
         return [(tag, unacked.pop(tag)) for tag in tags]
 
     def _settle(self, taken: list[tuple[int, Unacked]], requeue: bool | None) -> None:
@@ -428,6 +546,11 @@ class ChannelActor(LoopActor):
         for (queue, requeue), ids in groups.items():
             post(queue, Settle(ids, requeue))
         self.ack_count += len(settles)
+        if self.global_limit:
+            freed = sum(1 for record, _ in settles if record.consumer_tag is not None)
+            if freed:
+                self.global_used = max(0, self.global_used - freed)
+                self._grant()
 
     def _ack(self, m: spec.BasicAck) -> None:
         self._settle(self._take(m.delivery_tag, m.multiple), None)
@@ -441,7 +564,9 @@ class ChannelActor(LoopActor):
     def _recover(self, m: spec.BasicRecover | spec.BasicRecoverAsync) -> None:
         if not m.requeue:
             raise AMQPError(540, "requeue=false")
-        self._settle(self._take(0, True), True)
+        taken = self._take(0, True)
+        if taken:  # not transactional, even in a transaction (as RabbitMQ)
+            self._apply_settles([(record, True) for _, record in taken])
         if isinstance(m, spec.BasicRecover):
             self._send(spec.BasicRecoverOk())
 
@@ -451,7 +576,7 @@ class ChannelActor(LoopActor):
         if m.prefetch_size:
             raise AMQPError(540, f"prefetch_size!=0 ({m.prefetch_size})")
         if m.global_:
-            self.global_prefetch = m.prefetch_count
+            self._set_global_limit(m.prefetch_count)
         else:
             self.prefetch_count = m.prefetch_count
         self._send(spec.BasicQosOk())
@@ -469,10 +594,8 @@ class ChannelActor(LoopActor):
         if tag in self.consumers:
             raise AMQPError(530, f"attempt to reuse consumer tag '{tag}'")
         ref = ConsumerActor.start(self.actor_ref, tag, queue, m.no_ack, self.name)
-        self.consumers[tag] = ConsumerState(ref, _shortstr(tag), m.no_ack)
-        prefetch = self.prefetch_count
-        if self.global_prefetch:
-            prefetch = min(prefetch or self.global_prefetch, self.global_prefetch)
+        consumer = ConsumerState(tag, ref, _shortstr(tag), m.no_ack)
+        self.consumers[tag] = consumer
         post(
             self.vhost,
             AddConsumer(
@@ -483,53 +606,77 @@ class ChannelActor(LoopActor):
                 tag,
                 m.no_ack,
                 m.exclusive,
-                prefetch,
+                self.prefetch_count,
                 m.no_wait,
                 m.arguments,
+                windowed=bool(self.global_limit),
             ),
         )
-        self.awaiting_consumer = tag
+        self.adding = consumer
         self.waiting = True
 
     def _on_consumer_added(self, msg: ConsumerAdded) -> None:
-        consumer = self.consumers.get(msg.consumer_tag)
-        if consumer is not None:
-            consumer.queue = msg.queue
-        if self.awaiting_consumer == msg.consumer_tag:
-            self.awaiting_consumer = None
-            self.waiting = False
-            if not msg.nowait and not self.closing:
-                self._send(spec.BasicConsumeOk(consumer_tag=msg.consumer_tag))
-            self._process()
+        consumer = self.adding
+        if consumer is None or consumer.tag != msg.consumer_tag:
+            return
+        self.adding = None
+        if self.closing:
+            # Closed while the consume was on its way: take the consumer straight back off.
+            post(msg.queue, CancelConsumer(consumer.ref, True, channel_closed=True))
+            consumer.ref.stop(block=False)
+            self._stop_if_pending()
+            return
+        consumer.queue = msg.queue
+        self.waiting = False
+        if not msg.nowait:
+            self._send(spec.BasicConsumeOk(consumer_tag=msg.consumer_tag))
+        self._process()
 
     def _cancel(self, m: spec.BasicCancel) -> None:
         consumer = self.consumers.get(m.consumer_tag)
-        if consumer is None or consumer.queue is None:
-            if not m.no_wait:
-                self._send(spec.BasicCancelOk(consumer_tag=m.consumer_tag))
-            return
-        post(consumer.queue, CancelConsumer(consumer.ref, m.no_wait))
-        self.awaiting_consumer = m.consumer_tag
-        self.waiting = True
+        if consumer is not None and consumer.queue is not None:
+            if post(consumer.queue, CancelConsumer(consumer.ref, m.no_wait)):
+                self.cancelling = (m.consumer_tag, m.no_wait)  # answered via the consumer actor
+                self.waiting = True
+                return
+            self._drop_consumer(consumer)  # its queue is gone
+        if not m.no_wait:
+            self._send(spec.BasicCancelOk(consumer_tag=m.consumer_tag))
+
+    def _drop_consumer(self, consumer: ConsumerState) -> None:
+        del self.consumers[consumer.tag]
+        if self.global_limit:
+            self._forget_window(consumer)
 
     def _on_consumer_removed(self, msg: ConsumerRemoved) -> None:
-        self.consumers.pop(msg.consumer_tag, None)
-        if self.closing:
+        consumer = self.consumers.get(msg.consumer_tag)
+        if consumer is None or self.closing:
             return
-        if msg.notify:
-            if self.cancel_notify:
-                self._send(spec.BasicCancel(consumer_tag=msg.consumer_tag, no_wait=True))
-            return
-        if self.awaiting_consumer == msg.consumer_tag:
-            self.awaiting_consumer = None
+        self._drop_consumer(consumer)
+        if self.cancelling is not None and self.cancelling[0] == msg.consumer_tag:
+            # Our basic.cancel finished (or crossed the queue's deletion): answer it.
+            nowait = self.cancelling[1]
+            self.cancelling = None
             self.waiting = False
-            if not msg.nowait:
+            if not nowait:
                 self._send(spec.BasicCancelOk(consumer_tag=msg.consumer_tag))
             self._process()
+        elif msg.notify and self.cancel_notify:
+            self._send(spec.BasicCancel(consumer_tag=msg.consumer_tag, no_wait=True))
+
+    def _get(self, m: spec.BasicGet) -> None:
+        self._queue_request(m)
+        self.getting = True
 
     def _on_get_result(self, msg: GetResult) -> None:
-        self.waiting = False
+        self.getting = False
         entry = msg.entry
+        if self.closing:
+            if entry is not None and not msg.no_ack:
+                post(msg.queue, Settle([entry.id], True))
+            self._stop_if_pending()
+            return
+        self.waiting = False
         if entry is None:
             self._send(spec.BasicGetEmpty())
         else:
@@ -537,19 +684,15 @@ class ChannelActor(LoopActor):
             if not msg.no_ack:
                 self.unacked[self.next_tag] = Unacked(msg.queue, entry.id, None)
             message = entry.message
-            self._send(
+            self._send_content(
                 spec.BasicGetOk(
                     delivery_tag=self.next_tag,
                     redelivered=entry.redelivered,
                     exchange=message.exchange,
                     routing_key=message.routing_key,
                     message_count=msg.message_count,
-                )
-            )
-            self.link.write(
-                content_frames(
-                    self.number, 60, message.raw_properties, message.body, self.link.frame_max
-                )
+                ),
+                message,
             )
             self.deliver_count += 1
         self._process()
@@ -560,11 +703,6 @@ class ChannelActor(LoopActor):
         post(self.vhost, Request(method, self.actor_ref, self.connection_id))
         self.waiting = True
 
-    def _queue_declare(self, m: spec.QueueDeclare) -> None:
-        if m.passive and not m.queue:
-            m = spec.QueueDeclare(queue=self._queue_name(""), passive=True, no_wait=m.no_wait)
-        self._request(m)
-
     def _queue_request(self, m: Any) -> None:
         if not m.queue:
             m.queue = self._queue_name("")
@@ -572,18 +710,21 @@ class ChannelActor(LoopActor):
 
     def _on_reply(self, msg: Reply) -> None:
         self.waiting = False
+        self.getting = False
+        adding, self.adding = self.adding, None
+        if msg.error is not None and adding is not None:
+            self.consumers.pop(adding.tag, None)
+            adding.ref.stop(block=False)
+        if self.closing:
+            self._stop_if_pending()
+            return
         if msg.error is not None:
-            if self.awaiting_consumer is not None:
-                consumer = self.consumers.pop(self.awaiting_consumer, None)
-                if consumer is not None:
-                    consumer.ref.stop()
-                self.awaiting_consumer = None
             self._close_with(msg.error)
             return
         method = msg.method
         if isinstance(method, spec.QueueDeclareOk):
             self.last_queue = method.queue
-        if method is not None and not self.closing:
+        if method is not None:
             self._send(method)
         self._process()
 
@@ -598,27 +739,28 @@ class ChannelActor(LoopActor):
     def _tx_commit(self, _m: spec.TxCommit) -> None:
         if not self.transactional:
             raise AMQPError(406, "channel is not transactional")
-        publishes, self.tx_publishes = self.tx_publishes, []
+        publishes, self.tx_publishes = self.tx_publishes, {}
         settles, self.tx_settles = self.tx_settles, []
-        self.transactional = False
-        try:
-            for message in publishes:
-                if not self._publish(message):
-                    # The exchange needs resolving: replay the rest after it, then commit again.
-                    index = publishes.index(message)
-                    self.pending.extendleft(reversed([*publishes[index:], spec.TxCommit()]))
-                    self.tx_settles = settles
-                    return
-        finally:
-            self.transactional = True
+        unconfirmed = self.unconfirmed
+        for ref, (messages, seqs) in publishes.items():
+            if ref.is_alive():  # numbered, so that commit-ok can wait for the queues
+                seqs.extend(range(self.next_seq, self.next_seq + len(messages)))
+                self.next_seq += len(messages)
+                unconfirmed.update(dict.fromkeys(seqs, -1))
+                self.batches[ref] = (messages, seqs)
         self._flush_publishes()
-        self._apply_settles([(record, requeue) for _, record, requeue in settles])
-        self._send(spec.TxCommitOk())
+        if settles:
+            self._apply_settles([(record, requeue) for _, record, requeue in settles])
+        if self.unconfirmed:
+            self.committing = True  # commit-ok once the queues took every message (_confirm)
+            self.waiting = True
+        else:
+            self._send(spec.TxCommitOk())
 
     def _tx_rollback(self, _m: spec.TxRollback) -> None:
         if not self.transactional:
             raise AMQPError(406, "channel is not transactional")
-        self.tx_publishes = []
+        self.tx_publishes = {}
         settles, self.tx_settles = self.tx_settles, []
         if settles:
             merged = list(self.unacked.items()) + [(tag, record) for tag, record, _ in settles]
@@ -640,6 +782,12 @@ class ChannelActor(LoopActor):
     # ----- closing
 
     def _client_close(self, _m: spec.ChannelClose) -> None:
+        if self.closing:
+            # Crossed our own channel.close: answer it, but the channel stays ours until the
+            # client's close-ok (RabbitMQ's 'closing' state).
+            self.link.write(method_frame(self.number, spec.ChannelCloseOk().encode()))
+            return
+        self.closing = True
         self._release()
         self.link.write(method_frame(self.number, spec.ChannelCloseOk().encode()))
         self._finish()
@@ -650,26 +798,82 @@ class ChannelActor(LoopActor):
 
     def _finish(self) -> None:
         self.link.channel_closed(self.number)
-        self.stop()
+        self._stop_when_settled()
 
     def _release(self) -> None:
         """Give back everything the channel holds: unacked deliveries and consumers."""
         self._flush_publishes()
-        if self.unacked:
-            self._apply_settles([(record, True) for record in self.unacked.values()])
+        held = [(record, True) for record in self.unacked.values()]
+        held += [(record, True) for _, record, _ in self.tx_settles]  # never committed
+        if held:
+            self._apply_settles(held)
             self.unacked.clear()
         for consumer in self.consumers.values():
             if consumer.queue is not None:
                 post(consumer.queue, CancelConsumer(consumer.ref, True, channel_closed=True))
-            consumer.ref.stop()
+                consumer.ref.stop(block=False)
+            # else: its consume is still on its way; _on_consumer_added takes it back off
         self.consumers.clear()
-        self.tx_publishes = []
+        self.wanting.clear()
+        self.tx_publishes = {}
         self.tx_settles = []
 
-    def _on_connection_gone(self, _msg: ConnectionGone) -> None:
+    def _shutdown(self) -> None:
+        """The connection is going: give everything back and stop."""
         self.closing = True
         self._release()
+        self._stop_when_settled()
+
+    def _stop_when_settled(self) -> None:
+        """Stop now, or once an outstanding get or consume came back (it may carry a
+        message or register a consumer that must be given back)."""
+        if self.stopped or self.stop_pending:
+            return
+        if self.adding is not None or self.getting:
+            self.stop_pending = True
+            return
+        self.stopped = True
         self.stop()
+
+    def _stop_if_pending(self) -> None:
+        if self.stop_pending and self.adding is None and not self.getting:
+            self.stop_pending = False
+            self._stop_when_settled()
+
+    def _on_connection_gone(self, _msg: ConnectionGone) -> None:
+        self._shutdown()
 
     def _on_actor_failed(self, msg: ActorFailed) -> None:
         self._close_with(AMQPError(541, f"consumer failed: {msg.exception!r}"))
+
+    # ----- admin
+
+    def on_stop(self) -> None:
+        """Fold this channel's counts into the broker-wide totals (see actors/stats.py)."""
+        CLOSED_CHANNELS.add(self.publish_count, self.deliver_count, self.ack_count)
+
+    def on_failure(self, *_exc_info: Any) -> None:
+        """A crashed channel's counts still count."""
+        self.on_stop()
+
+    def describe(self) -> dict[str, Any]:
+        """Prefetch, modes, pending counts, consumers and message totals for the admin page."""
+        return {
+            **super().describe(),
+            "number": self.number,
+            "connection_id": self.connection_id,
+            "prefetch_count": self.prefetch_count,
+            "global_prefetch_count": self.global_limit,
+            "messages_unacknowledged": len(self.unacked),
+            "messages_unconfirmed": len(self.unconfirmed),
+            "messages_uncommitted": sum(len(m) for m, _ in self.tx_publishes.values()),
+            "acks_uncommitted": len(self.tx_settles),
+            "confirm": self.confirming,
+            "transactional": self.transactional,
+            "closing": self.closing,
+            "consumer_count": len(self.consumers),
+            "consumers": sorted(self.consumers),
+            "published": self.publish_count,
+            "delivered": self.deliver_count,
+            "acked": self.ack_count,
+        }

@@ -39,3 +39,15 @@ class ConnectionActor(LoopActor):
             self.stop()
         else:
             raise TypeError(f"connection cannot handle {message!r}")
+
+    def describe(self) -> dict[str, Any]:
+        """Who is connected, to which vhost, from where, with what client, for the admin."""
+        link = self.link
+        return {
+            **super().describe(),
+            "connection_id": self.connection_id,
+            "user": self.owner,
+            "vhost": getattr(link, "vhost", None),
+            "peer": link.connection_name,
+            "client_properties": dict(getattr(link, "client_properties", {})),
+        }

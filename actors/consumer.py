@@ -1,8 +1,9 @@
 """ConsumerActor: one basic.consume, between its queue and its channel.
 
 The queue delivers to the consumer actor, which forwards to its channel for delivery tags and
-framing. Replies about the consumer itself (added, cancelled) travel the same path, so a
-channel never sees cancel-ok before the deliveries that preceded it.
+framing. Replies about the consumer itself (added, cancelled) and its requests for channel
+window (global prefetch) travel the same path, so a channel never sees cancel-ok, or a request
+for window, before the deliveries that preceded it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors.messages import ConsumerAdded, ConsumerRemoved, Deliver, Deliveries
+from actors.messages import (
+    ConsumerAdded,
+    ConsumerRemoved,
+    Deliver,
+    Deliveries,
+    WindowReturned,
+    WindowWanted,
+)
 from actors.runtime import LoopActor, post
 
 
@@ -39,8 +47,22 @@ class ConsumerActor(LoopActor):
         elif type(message) is ConsumerAdded:
             self.queue = message.queue
             post(self.channel, message)
+        elif type(message) is WindowWanted or type(message) is WindowReturned:
+            post(self.channel, message)
         elif type(message) is ConsumerRemoved:
             post(self.channel, message)
             self.stop()
         else:
             raise TypeError(f"consumer cannot handle {message!r}")
+
+    def describe(self) -> dict[str, Any]:
+        """Tag, queue, ack mode and deliveries for the admin page (prefetch is the queue's)."""
+        return {
+            **super().describe(),
+            "consumer_tag": self.tag,
+            "queue": self.queue_name,
+            "queue_actor": self.queue.actor_urn if self.queue is not None else None,
+            "channel": self.channel.actor_urn,
+            "ack_required": not self.no_ack,
+            "delivered": self.delivered,
+        }

@@ -194,3 +194,13 @@ class ExchangeActor(LoopActor):
 
     def _alternate_is(self, msg: AlternateIs) -> None:
         self.alternate = msg.ref
+
+    def describe(self) -> dict[str, Any]:
+        """Type, bindings and alternate exchange for the admin page (flags are the vhost's)."""
+        return {
+            **super().describe(),
+            "exchange": self.exchange_name,
+            "type": self.type_name,
+            "bindings": len(self.router),
+            "alternate": self.alternate.actor_urn if self.alternate is not None else None,
+        }

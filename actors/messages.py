@@ -216,6 +216,7 @@ class AddConsumer:
     prefetch: int
     nowait: bool
     arguments: dict[str, Any]
+    windowed: bool = False  # the channel has a global prefetch: deliver only within WindowGrants
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,3 +252,40 @@ class GetResult:
     message_count: int
     queue: ActorRef[Any]
     no_ack: bool
+
+
+# ----- channel-wide prefetch (basic.qos global=true): the channel lends its window to queues
+
+
+@dataclass(frozen=True, slots=True)
+class WindowWanted:
+    """Queue -> consumer -> channel: the consumer could take ``count`` more but has no window."""
+
+    consumer_tag: str
+    consumer: ActorRef[Any]
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowReturned:
+    """Queue -> consumer -> channel: window the consumer was granted but the queue cannot use."""
+
+    consumer_tag: str
+    consumer: ActorRef[Any]
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowGrant:
+    """Channel -> queue: the consumer may take ``count`` more deliveries."""
+
+    consumer: ActorRef[Any]
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowLimit:
+    """Channel -> queue: the channel's global prefetch was switched on (window 0) or off."""
+
+    consumer: ActorRef[Any]
+    limited: bool

@@ -3,6 +3,12 @@
 It keeps ready messages in position order, hands them round-robin to consumers within their
 prefetch and flow credit, tracks what is delivered but unacknowledged, and puts requeued
 messages back in their original position with redelivered set.
+
+A consumer on a channel with a global prefetch (basic.qos global=true) is *windowed*: it may
+only take deliveries its channel granted (WindowGrant). When it could take more but has no
+window left, the queue asks once (WindowWanted, through the consumer actor so that it follows
+the deliveries before it); window left over once the queue runs dry goes back to the channel
+(WindowReturned), so an idle queue never sits on a share of the channel's limit.
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ from actors.messages import (
     Reply,
     Request,
     Settle,
+    WindowGrant,
+    WindowLimit,
+    WindowReturned,
+    WindowWanted,
 )
 from actors.runtime import LoopActor, post
 from wire import spec
@@ -37,12 +47,25 @@ from wire.errors import AMQPError
 log = logging.getLogger("dispatchd.queue")
 
 FLOW_CREDIT = 500  # deliveries a consumer may have between two Credit grants from its channel
+UNLIMITED = 1 << 62  # the window of a consumer whose channel has no global prefetch
 
 
 class ConsumerRecord:
     """A consumer as its queue sees it: where to deliver and how much it may take."""
 
-    __slots__ = ("ref", "channel", "tag", "no_ack", "prefetch", "in_flight", "credit", "exclusive")
+    __slots__ = (
+        "ref",
+        "channel",
+        "tag",
+        "no_ack",
+        "prefetch",
+        "in_flight",
+        "credit",
+        "exclusive",
+        "window",
+        "windowed",
+        "asking",
+    )
 
     def __init__(self, add: AddConsumer) -> None:
         self.ref = add.consumer
@@ -53,10 +76,22 @@ class ConsumerRecord:
         self.in_flight = 0
         self.credit = FLOW_CREDIT
         self.exclusive = add.exclusive
+        self.windowed = add.windowed
+        self.window = 0 if add.windowed else UNLIMITED
+        self.asking = False  # a WindowWanted is out and not yet answered
 
-    def can_take(self) -> bool:
-        """Whether one more delivery fits its flow credit and prefetch window."""
-        return self.credit > 0 and (not self.prefetch or self.in_flight < self.prefetch)
+    def set_limited(self, limited: bool) -> None:
+        """Switch the channel window on (empty until granted) or off (unlimited)."""
+        self.windowed = limited
+        self.window = 0 if limited else UNLIMITED
+        self.asking = False
+
+    def room(self) -> int:
+        """How many deliveries it could take if the channel window allowed (0: none)."""
+        room = self.credit
+        if self.prefetch:
+            room = min(room, self.prefetch - self.in_flight)
+        return max(room, 0)
 
 
 class QueueActor(LoopActor):
@@ -88,10 +123,15 @@ class QueueActor(LoopActor):
         self.next_id = 1
         self.had_consumer = False
         self.deleted = False
+        self.windowed = 0  # how many consumers are windowed (global prefetch on their channel)
+        self.delivered = 0  # deliveries and gets, for the admin's rates
+        self.acked = 0
         self._handlers = {
             Enqueue: self._enqueue,
             Settle: self._settle,
             Credit: self._credit,
+            WindowGrant: self._window_grant,
+            WindowLimit: self._window_limit,
             AddConsumer: self._add_consumer,
             CancelConsumer: self._cancel_consumer,
             Request: self._request,
@@ -136,12 +176,20 @@ class QueueActor(LoopActor):
         while (ready or requeued) and stalled < len(rotation):
             record = rotation[0]
             rotation.rotate(-1)
-            if not record.can_take():
+            # Does one more delivery fit its flow credit, channel window and prefetch?
+            if (
+                record.credit <= 0
+                or record.window <= 0
+                or (record.prefetch and record.in_flight >= record.prefetch)
+            ):
                 stalled += 1
+                if record.window <= 0 and not record.asking:
+                    self._want_window(record)
                 continue
             stalled = 0
             entry = self._next_entry()
             record.credit -= 1
+            record.window -= 1
             if not record.no_ack:
                 record.in_flight += 1
                 unacked[entry.id] = (entry, record)
@@ -151,11 +199,17 @@ class QueueActor(LoopActor):
             else:
                 batch.append(entry)
         for record, entries in batches.items():
-            post(record.ref, Deliver(entries))
+            self.delivered += len(entries)
+            if not post(record.ref, Deliver(entries)):
+                self._consumer_gone(record)
+        if self.windowed and not (ready or requeued):
+            self._return_windows()
 
     def _settle(self, msg: Settle) -> None:
         unacked = self.unacked
         requeue = msg.requeue
+        if requeue is None:
+            self.acked += len(msg.entry_ids)
         for entry_id in msg.entry_ids:
             held = unacked.pop(entry_id, None)
             if held is None:
@@ -174,6 +228,36 @@ class QueueActor(LoopActor):
             record.credit += msg.count
             self._deliver_ready()
 
+    # ----- the channel window (global prefetch)
+
+    def _want_window(self, record: ConsumerRecord) -> None:
+        """Ask the consumer's channel for window, if the consumer could otherwise take more."""
+        count = min(record.room(), self.message_count)
+        if count > 0:
+            record.asking = True
+            post(record.ref, WindowWanted(record.tag, record.ref, count))
+
+    def _return_windows(self) -> None:
+        """The queue ran dry: give back window that windowed consumers hold unused."""
+        for record in self.rotation:
+            if record.windowed and record.window > 0:
+                post(record.ref, WindowReturned(record.tag, record.ref, record.window))
+                record.window = 0
+
+    def _window_grant(self, msg: WindowGrant) -> None:
+        record = self.consumers.get(msg.consumer)
+        if record is not None and record.windowed:
+            record.window += msg.count
+            record.asking = False
+            self._deliver_ready()
+
+    def _window_limit(self, msg: WindowLimit) -> None:
+        record = self.consumers.get(msg.consumer)
+        if record is not None and record.windowed != msg.limited:
+            self.windowed += 1 if msg.limited else -1
+            record.set_limited(msg.limited)
+            self._deliver_ready()
+
     # ----- consumers
 
     def _add_consumer(self, add: AddConsumer) -> None:
@@ -181,25 +265,41 @@ class QueueActor(LoopActor):
         if any(r.exclusive for r in self.consumers.values()) or (add.exclusive and self.consumers):
             post(add.channel, Reply(error=AMQPError(403, text, 60, 20)))
             return
+        if not post(add.consumer, ConsumerAdded(add.consumer_tag, self.actor_ref, add.nowait)):
+            return  # its channel closed while the consume was on its way
         record = ConsumerRecord(add)
         self.consumers[add.consumer] = record
         self.rotation.append(record)
+        self.windowed += record.windowed
         self.had_consumer = True
-        post(add.consumer, ConsumerAdded(add.consumer_tag, self.actor_ref, add.nowait))
         self._deliver_ready()
 
     def _cancel_consumer(self, msg: CancelConsumer) -> None:
-        record = self.consumers.pop(msg.consumer, None)
+        record = self.consumers.get(msg.consumer)
         if record is None:
             return
-        self.rotation.remove(record)
         if msg.channel_closed:
-            held = [i for i, (_, owner) in self.unacked.items() if owner is record]
-            if held:
-                self._settle(Settle(held, True))
-        else:
-            post(record.ref, ConsumerRemoved(record.tag, notify=False, nowait=msg.nowait))
-        if self.auto_delete and not self.consumers and self.had_consumer:
+            self._consumer_gone(record)
+            return
+        self._remove_consumer(record)
+        post(record.ref, ConsumerRemoved(record.tag, notify=False, nowait=msg.nowait))
+        self._auto_delete()
+
+    def _consumer_gone(self, record: ConsumerRecord) -> None:
+        """The consumer's channel closed: what it holds unacknowledged goes back, in order."""
+        self._remove_consumer(record)
+        held = [i for i, (_, owner) in self.unacked.items() if owner is record]
+        if held:
+            self._settle(Settle(held, True))
+        self._auto_delete()
+
+    def _remove_consumer(self, record: ConsumerRecord) -> None:
+        del self.consumers[record.ref]
+        self.rotation.remove(record)
+        self.windowed -= record.windowed
+
+    def _auto_delete(self) -> None:
+        if self.auto_delete and not self.consumers and self.had_consumer and not self.deleted:
             post(
                 self.vhost,
                 Request(spec.QueueDelete(queue=self.name, if_unused=True), None, 0),
@@ -241,6 +341,7 @@ class QueueActor(LoopActor):
             post(reply_to, GetResult(None, 0, self.actor_ref, method.no_ack))
             return
         entry = self._next_entry()
+        self.delivered += 1
         if not method.no_ack:
             self.unacked[entry.id] = (entry, None)
         post(reply_to, GetResult(entry, self.message_count, self.actor_ref, method.no_ack))
@@ -260,7 +361,42 @@ class QueueActor(LoopActor):
             post(record.ref, ConsumerRemoved(record.tag, notify=True))
         self.consumers.clear()
         self.rotation.clear()
+        self.windowed = 0
         reply = None if method.no_wait else spec.QueueDeleteOk(message_count=count)
         post(self.vhost, DeleteOutcome(self.name, True, Reply(reply), req.reply_to))
         self.deleted = True
         self.stop()
+
+    def on_stop(self) -> None:
+        """Publishes still in the mailbox die with the queue; confirm them (as RabbitMQ does
+        for a deleted queue) so no publisher waits forever for a confirm or a tx.commit-ok."""
+        for message, _, _ in self.actor_inbox.queue:
+            if type(message) is Enqueue and message.seqs and message.reply_to is not None:
+                post(message.reply_to, Accepted(message.seqs))
+
+    def describe(self) -> dict[str, Any]:
+        """Counts, totals (for rates) and consumers for the admin page."""
+        return {
+            **super().describe(),
+            "durable": self.durable,
+            "exclusive_owner": self.exclusive_owner,
+            "auto_delete": self.auto_delete,
+            "arguments": self.arguments,
+            "messages_ready": self.message_count,
+            "messages_unacknowledged": len(self.unacked),
+            "published": self.next_id - 1,
+            "delivered": self.delivered,
+            "acked": self.acked,
+            "consumers": [
+                {
+                    "consumer_tag": r.tag,
+                    "channel": r.channel.actor_urn,
+                    "actor": r.ref.actor_urn,
+                    "ack_required": not r.no_ack,
+                    "prefetch_count": r.prefetch,
+                    "exclusive": r.exclusive,
+                    "in_flight": r.in_flight,
+                }
+                for r in self.consumers.values()
+            ],
+        }

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DRAIN_BATCH",
+    "Describe",
     "ActorFailed",
     "ActorInfo",
     "LoopActor",
@@ -616,6 +617,11 @@ class ActorFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class Describe:
+    """Ask any LoopActor for ``describe()``: its own view of itself, for the admin page."""
+
+
+@dataclass(frozen=True, slots=True)
 class ActorInfo:
     """One live actor as the admin page sees it."""
 
@@ -710,6 +716,15 @@ class LoopActor(pykka.Actor):
             self._notify_supervisor(exc_info[1])
         finally:
             _current = previous
+
+    def describe(self) -> dict[str, Any]:
+        """What the admin page shows of this actor (JSON-ready); subclasses add their state."""
+        return {"kind": self.kind, "name": self.name, "owner": self.owner}
+
+    def _handle_receive(self, message: Any) -> Any:
+        if type(message) is Describe:
+            return self.describe()
+        return super()._handle_receive(message)
 
     def _dispatch(self, message: Any, reply_to: LoopFuture[Any] | None) -> None:
         """Handle a system message or an ask (the drain's slow path)."""

@@ -29,7 +29,7 @@ from actors.messages import (
     ResolveExchange,
 )
 from actors.queue import QueueActor
-from actors.routing import ROUTERS, RoutingArgumentError, freeze
+from actors.routing import ROUTERS, RoutingArgumentError, freeze, thaw
 from actors.runtime import ActorFailed, LoopActor, post
 from wire import spec
 from wire.errors import AMQPError
@@ -284,7 +284,7 @@ class VhostActor(LoopActor):
         for source in touched:
             post(self.exchanges[source].ref, RemoveDestination(info.ref))
         self._announce_alternate(info.name, None)
-        info.ref.stop()
+        info.ref.stop(block=False)
         self._auto_delete_exchanges(touched)
 
     def _auto_delete_exchanges(self, sources: set[str]) -> None:
@@ -476,6 +476,45 @@ class VhostActor(LoopActor):
             if exchange.ref == msg.ref:
                 log.error("exchange %r failed and was removed: %r", exchange.name, msg.exception)
                 self._delete_exchange(exchange)
+
+    def describe(self) -> dict[str, Any]:
+        """Declarations for the admin: exchanges, queues (with actor URNs) and bindings."""
+        return {
+            **super().describe(),
+            "exchanges": [
+                {
+                    "name": x.name,
+                    "type": x.type,
+                    "durable": x.durable,
+                    "auto_delete": x.auto_delete,
+                    "internal": x.internal,
+                    "arguments": x.arguments,
+                    "actor": x.ref.actor_urn,
+                }
+                for x in self.exchanges.values()
+            ],
+            "queues": [
+                {
+                    "name": q.name,
+                    "durable": q.durable,
+                    "auto_delete": q.auto_delete,
+                    "exclusive_owner": q.exclusive_owner,
+                    "arguments": q.arguments,
+                    "actor": q.ref.actor_urn,
+                }
+                for q in self.queues.values()
+            ],
+            "bindings": [
+                {
+                    "source": b.source,
+                    "destination": b.dest,
+                    "destination_type": b.dest_kind,
+                    "routing_key": b.routing_key,
+                    "arguments": thaw(b.arguments),
+                }
+                for b in self.bindings
+            ],
+        }
 
 
 EQUIVALENCE_ARGS = frozenset(

@@ -16,7 +16,7 @@ from pykka import ActorRef
 from actors.channel import ChannelActor
 from actors.connection import ConnectionActor
 from actors.vhost import VhostActor
-from dispatchd.config import Settings
+from dispatchd.config import Settings, user_list
 
 if TYPE_CHECKING:
     from wire.protocol import AMQPProtocol
@@ -40,10 +40,12 @@ class Broker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.users: dict[str, str] = {"guest": "guest"}
+        self.loopback_users = user_list(settings.loopback_users)
         self.vhosts: dict[str, ActorRef[Any]] = {}
         self.connections: dict[int, AMQPProtocol] = {}
         self.capabilities = dict(CAPABILITIES)
         self.cluster_name = f"dispatchd@{socket.gethostname()}"
+        self._drained: asyncio.Event | None = None  # set when the last connection is gone
 
     def start(self) -> None:
         """Start the actors every broker has (the default vhost). Call on the loop thread."""
@@ -62,6 +64,8 @@ class Broker:
     def connection_closed(self, protocol: AMQPProtocol) -> None:
         """A socket is gone."""
         self.connections.pop(protocol.id, None)
+        if not self.connections and self._drained is not None:
+            self._drained.set()
 
     def open_connection(self, protocol: AMQPProtocol) -> ActorRef[Any]:
         """Start the connection actor once connection.open succeeded."""
@@ -82,12 +86,20 @@ class Broker:
         )
 
     async def close_all(self, reason: str, timeout: float) -> None:
-        """Close every connection with 320 CONNECTION_FORCED and wait (bounded) for them."""
+        """Close every connection with 320 CONNECTION_FORCED and wait (bounded) for them.
+
+        The reply text is RabbitMQ's: ``broker forced connection closure with reason 'shutdown'``.
+        Connections still open after ``timeout`` seconds are aborted.
+        """
+        text = f"broker forced connection closure with reason '{reason}'"
         for protocol in list(self.connections.values()):
-            protocol.force_close(reason)
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self.connections and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
+            protocol.force_close(text)
+        if self.connections:
+            self._drained = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._drained.wait(), timeout)
+            except TimeoutError:
+                pass
         for protocol in list(self.connections.values()):
             if protocol.transport is not None:
                 protocol.transport.abort()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import uvloop
 
+import admin
 from actors import runtime
 from dispatchd import __version__
 from dispatchd.broker import Broker
@@ -52,7 +53,11 @@ async def serve(settings: Settings, started: asyncio.Event | None = None) -> Non
         uvloop.__version__,
     )
     log.info("AMQP 0-9-1 listening on %s", ports)
-    log.info("admin port %s reserved (the admin page is not built yet)", settings.admin_port)
+    admin_server = admin.start(broker, settings)
+    if admin_server is not None:
+        log.info("admin page and management API on %s", admin_server.url)
+    else:
+        log.info("admin page off (--admin-port 0)")
     log.info("data dir %s", data_dir)
     log.info(
         "limits: frame_max %d, channel_max %d, heartbeat %ds",
@@ -65,7 +70,9 @@ async def serve(settings: Settings, started: asyncio.Event | None = None) -> Non
     await stop.wait()
     log.info("shutting down: closing %d connection(s)", len(broker.connections))
     server.close()
-    await broker.close_all("broker shutdown", SHUTDOWN_GRACE)
+    if admin_server is not None:
+        await asyncio.to_thread(admin_server.stop)
+    await broker.close_all("shutdown", SHUTDOWN_GRACE)
     await asyncio.gather(*runtime.stop_all(), return_exceptions=True)
     runtime.unbind_loop()
     log.info("stopped")

@@ -31,6 +31,10 @@ class Settings:
     handshake_timeout: float = field(
         default=10.0, metadata={"help": "seconds a client has to finish the handshake"}
     )
+    loopback_users: str = field(
+        default="guest",
+        metadata={"help": "users who may only connect from loopback (comma-separated; '' = none)"},
+    )
     config: str = field(default="", metadata={"help": "TOML file with any of these settings"})
 
 
@@ -94,4 +98,30 @@ def load_settings(
             values[name] = _coerce(f, environ[env_name(name)], env_name(name))
         if args.get(name) is not None:
             values[name] = _coerce(f, args[name], flag_name(name))
-    return Settings(**values)
+    settings = Settings(**values)
+    _check_limits(settings)
+    return settings
+
+
+#: The negotiated limits' legal ranges (frame_max 0 means 'no limit', as in connection.tune).
+LIMITS: dict[str, tuple[int, int]] = {
+    "frame_max": (4096, 0xFFFFFFFF),
+    "channel_max": (0, 0xFFFF),
+    "heartbeat": (0, 0xFFFF),
+}
+
+
+def _check_limits(settings: Settings) -> None:
+    for name, (low, high) in LIMITS.items():
+        value = getattr(settings, name)
+        if not (low <= value <= high or (name == "frame_max" and value == 0)):
+            raise SystemExit(
+                f"dispatchd: {flag_name(name)} must be between {low} and {high}, not {value}"
+            )
+    if settings.handshake_timeout <= 0:
+        raise SystemExit("dispatchd: --handshake-timeout must be more than 0 seconds")
+
+
+def user_list(value: str) -> frozenset[str]:
+    """A comma-separated list of user names (``loopback_users``) as a set; blanks ignored."""
+    return frozenset(name.strip() for name in value.split(",") if name.strip())

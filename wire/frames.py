@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from wire.errors import AMQPError
+from wire.errors import bad_frame_end, frame_too_large
 
 FRAME_METHOD = 1
 FRAME_HEADER = 2
@@ -98,7 +98,10 @@ def deliver_frames(
 class FrameReader:
     """Splits received bytes into ``(type, channel, payload)`` frames.
 
-    Raises AMQPError 501 FRAME_ERROR for a frame larger than ``frame_max`` or a bad frame-end.
+    Raises :class:`FatalFrameError` (501 FRAME_ERROR) for a payload larger than ``frame_max``
+    (RabbitMQ allows the payload itself to be frame-max octets: old Java clients forgot the
+    8 octets of framing) or a frame-end octet other than 0xCE. ``frame_max`` 0 means no limit.
+    Frames are consumed as they are yielded, so a consumer may stop part-way and feed more later.
     """
 
     __slots__ = ("_buf", "frame_max")
@@ -114,26 +117,27 @@ class FrameReader:
         pos = 0
         end = len(buf)
         unpack = _HEAD.unpack_from
-        limit = self.frame_max - FRAME_OVERHEAD
+        limit = self.frame_max or 0xFFFFFFFF
         try:
             while end - pos >= 7:
                 frame_type, channel, size = unpack(buf, pos)
                 if size > limit:
-                    raise AMQPError(
-                        501,
-                        f"frame size {size + FRAME_OVERHEAD} larger than negotiated "
-                        f"frame_max {self.frame_max}",
-                    )
+                    raise frame_too_large(frame_type, size, self.frame_max)
                 stop = pos + 7 + size
                 if stop >= end:
                     break
+                payload = bytes(buf[pos + 7 : stop])
                 if buf[stop] != FRAME_END:
-                    raise AMQPError(501, f"frame_end byte {buf[stop]:#x} is not 0xce")
-                yield frame_type, channel, bytes(buf[pos + 7 : stop])
+                    raise bad_frame_end(frame_type, payload, buf[stop])
                 pos = stop + 1
+                yield frame_type, channel, payload
         finally:
             if pos:
                 del buf[:pos]
+
+    def discard(self) -> None:
+        """Forget buffered bytes (the stream is out of step, or the connection is closing)."""
+        self._buf.clear()
 
     @property
     def pending(self) -> int:

@@ -1,51 +1,79 @@
-"""SASL mechanisms offered in connection.start: PLAIN and AMQPLAIN."""
+"""SASL mechanisms offered in connection.start (PLAIN and AMQPLAIN) and the loopback rule.
+
+Parsing follows RabbitMQ: a response that does not fit its mechanism, or a mechanism the server
+did not offer, is a protocol error (:class:`SaslError`), which RabbitMQ answers by dropping the
+socket; wrong credentials are refused with 403 ACCESS_REFUSED instead.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import struct
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Collection
 
 from wire import fields
 
-if TYPE_CHECKING:
-    from dispatchd.broker import Broker
+MECHANISMS = "PLAIN AMQPLAIN"
 
 
-def parse_plain(response: bytes) -> tuple[str, str] | None:
-    """``[authzid] NUL authcid NUL passwd`` -> (user, password)."""
+class SaslError(ValueError):
+    """The start-ok mechanism is unknown or its response is malformed."""
+
+
+def parse_plain(response: bytes) -> tuple[str, str]:
+    """``NUL user NUL password`` -> (user, password).
+
+    As in RabbitMQ, the authorisation identity must be empty and the password may not hold NUL.
+    """
     parts = response.split(b"\x00")
-    if len(parts) != 3:
-        return None
+    if len(parts) != 3 or parts[0]:
+        raise SaslError(f"PLAIN response {response!r} invalid")
     try:
         return parts[1].decode(), parts[2].decode()
     except UnicodeDecodeError:
-        return None
+        raise SaslError(f"PLAIN response {response!r} is not UTF-8") from None
 
 
-def parse_amqplain(response: bytes) -> tuple[str, str] | None:
-    """A field table without its length prefix holding LOGIN and PASSWORD."""
+def parse_amqplain(response: bytes) -> tuple[str, str]:
+    """A field table without its length prefix holding long strings LOGIN and PASSWORD."""
     try:
         table, _ = fields.decode_table(struct.pack(">I", len(response)) + response, 0)
-    except fields.FieldDecodeError:
-        return None
+    except fields.FieldDecodeError as exc:
+        raise SaslError(f"AMQPLAIN response is not a field table: {exc}") from None
     login, password = table.get("LOGIN"), table.get("PASSWORD")
-    if isinstance(login, bytes):
-        login = login.decode(errors="replace")
-    if isinstance(password, bytes):
-        password = password.decode(errors="replace")
-    if not isinstance(login, str) or not isinstance(password, str):
-        return None
-    return login, password
+    values = []
+    for value in (login, password):
+        if isinstance(value, fields.ByteArray) or not isinstance(value, str | bytes):
+            raise SaslError("AMQPLAIN auth info is missing LOGIN or PASSWORD field")
+        values.append(value if isinstance(value, str) else value.decode(errors="replace"))
+    return values[0], values[1]
 
 
-PARSERS = {"PLAIN": parse_plain, "AMQPLAIN": parse_amqplain}
+PARSERS: dict[str, Callable[[bytes], tuple[str, str]]] = {
+    "PLAIN": parse_plain,
+    "AMQPLAIN": parse_amqplain,
+}
 
 
-def authenticate(broker: Broker, mechanism: str, response: bytes) -> str | None:
-    """The authenticated user name, or None when the login is refused."""
+def credentials(mechanism: str, response: bytes) -> tuple[str, str]:
+    """The (user, password) in a start-ok; raises SaslError for anything unusable."""
     parser = PARSERS.get(mechanism)
-    credentials = parser(response) if parser else None
-    if credentials is None:
-        return None
-    user, password = credentials
-    return user if broker.check_password(user, password) else None
+    if parser is None:
+        raise SaslError(f"unknown authentication mechanism '{mechanism}'")
+    return parser(response)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a peer address is a loopback address (IPv4, IPv6, or IPv4-mapped IPv6)."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def loopback_allowed(user: str, peer_host: str, loopback_users: Collection[str]) -> bool:
+    """RabbitMQ's ``loopback_users``: the users listed may only connect from loopback."""
+    return user not in loopback_users or is_loopback(peer_host)

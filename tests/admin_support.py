@@ -1,0 +1,133 @@
+"""What the admin tests share: a broker with its admin port open, and a small HTTP client."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import pytest
+
+from tests.conftest import BrokerProcess, free_port
+
+T = TypeVar("T")
+WAIT = 5.0
+
+
+@dataclass
+class Answer:
+    """An HTTP answer: status, headers, and the body (parsed when it is JSON)."""
+
+    status: int
+    headers: Any
+    body: Any
+
+
+@dataclass
+class AdminClient:
+    """HTTP client for the admin port (basic auth as guest by default)."""
+
+    port: int
+    host: str = "127.0.0.1"
+    user: str | None = "guest"
+    password: str = "guest"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url.rstrip("/") + path, data=data, method=method)
+        if self.user is not None:
+            token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            req.add_header(name, value)
+        try:
+            with urllib.request.urlopen(req, timeout=WAIT) as res:
+                status, res_headers, payload = res.status, res.headers, res.read()
+        except urllib.error.HTTPError as err:
+            status, res_headers, payload = err.code, err.headers, err.read()
+        content_type = res_headers.get("Content-Type", "")
+        parsed: Any = payload.decode(errors="replace")
+        if payload and content_type.startswith("application/json"):
+            parsed = json.loads(payload)
+        return Answer(status, res_headers, parsed)
+
+    def get(self, path: str) -> Any:
+        """GET a JSON resource that must exist (asserts 200)."""
+        answer = self.request("GET", path)
+        assert answer.status == 200, (path, answer.status, answer.body)
+        return answer.body
+
+
+def vpath(*parts: str) -> str:
+    """Percent-encode path segments as RabbitMQ's API wants them ('/' -> %2F)."""
+    return "/".join(quote(part, safe="") for part in parts)
+
+
+def eventually(probe: Callable[[], T | None], what: str, timeout: float = WAIT) -> T:
+    """Call ``probe`` until it returns something truthy (returned) or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+        except AssertionError as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def start_admin_broker(base: Path, *extra: str) -> tuple[BrokerProcess, AdminClient]:
+    """A dispatchd with its admin server on a free port; returns it and a client for it."""
+    base.mkdir(parents=True, exist_ok=True)
+    admin_port = free_port()
+    proc = BrokerProcess(
+        free_port(),
+        base / "data",
+        base / "broker.log",
+        extra_args=["--admin-port", str(admin_port), *extra],
+    ).start()
+    client = AdminClient(admin_port)
+    eventually(lambda: _answers(client), "the admin port to answer")
+    return proc, client
+
+
+def _answers(client: AdminClient) -> bool:
+    try:
+        return client.request("GET", "/api/overview").status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def admin_broker(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[BrokerProcess, AdminClient]]:
+    """One broker with the admin open, shared by a test module."""
+    proc, client = start_admin_broker(tmp_path_factory.mktemp("admin"))
+    yield proc, client
+    code = proc.stop()
+    assert code == 0, f"broker exited with {code}:\n{proc.log}"
+    assert "Traceback" not in proc.log, proc.log
