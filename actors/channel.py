@@ -56,6 +56,7 @@ from actors.messages import (
 )
 from actors.runtime import ActorFailed, LoopActor, post
 from actors.stats import CLOSED_CHANNELS
+from store.actor import StoreFailed
 from wire import spec
 from wire.errors import AMQPError
 from wire.frames import content_frames, deliver_frames, method_frame
@@ -163,6 +164,7 @@ class ChannelActor(LoopActor):
             Writable: self._on_writable,
             ConnectionGone: self._on_connection_gone,
             ActorFailed: self._on_actor_failed,
+            StoreFailed: self._on_store_failed,
         }
         self._methods: dict[type, Any] = {
             spec.BasicAck: self._ack,
@@ -845,6 +847,11 @@ class ChannelActor(LoopActor):
 
     def _on_actor_failed(self, msg: ActorFailed) -> None:
         self._close_with(AMQPError(541, f"consumer failed: {msg.exception!r}"))
+
+    def _on_store_failed(self, msg: StoreFailed) -> None:
+        """A write this channel waits for (a confirm, a declare) failed: nothing is confirmed."""
+        if not self.closing:
+            self._close_with(AMQPError(541, f"the store failed: {msg.error}", 60, 40))
 
     # ----- admin
 

@@ -7,9 +7,25 @@ object between every queue: nothing downstream copies or mutates it.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from wire import spec
+
+_store_ids = itertools.count(1)
+
+
+def continue_store_ids(after: int) -> None:
+    """Number newly stored messages after ``after`` (the largest id found at recovery)."""
+    global _store_ids
+    _store_ids = itertools.count(after + 1)
+
+
+def store_id_of(message: Message) -> int:
+    """The message's id in the store, assigned on first use (loop thread only)."""
+    if not message.store_id:
+        message.store_id = next(_store_ids)
+    return message.store_id
 
 
 class Message:

@@ -4,6 +4,10 @@ It keeps ready messages in position order, hands them round-robin to consumers w
 prefetch and flow credit, tracks what is delivered but unacknowledged, and puts requeued
 messages back in their original position with redelivered set.
 
+A durable queue with a store writes its persistent messages (StoreMessages) and confirms them
+only once the store has committed them; acks, drops and purges remove them (UnstoreMessages),
+and a first delivery is recorded (MarkDelivered) so a crash brings it back redelivered.
+
 A consumer on a channel with a global prefetch (basic.qos global=true) is *windowed*: it may
 only take deliveries its channel granted (WindowGrant). When it could take more but has no
 window left, the queue asks once (WindowWanted, through the consumer actor so that it follows
@@ -20,7 +24,7 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors.content import Entry
+from actors.content import Entry, store_id_of
 from actors.messages import (
     Accepted,
     AddConsumer,
@@ -41,6 +45,7 @@ from actors.messages import (
     WindowWanted,
 )
 from actors.runtime import LoopActor, post
+from store.actor import DeleteQueue, MarkDelivered, StoreMessages, UnstoreMessages
 from wire import spec
 from wire.errors import AMQPError
 
@@ -108,6 +113,9 @@ class QueueActor(LoopActor):
         exclusive_owner: int | None,
         auto_delete: bool,
         arguments: dict[str, Any],
+        store: ActorRef[Any] | None = None,
+        queue_id: int = 0,
+        recovered: list[Entry] | None = None,
     ) -> None:
         super().__init__(name=name, owner=vhost_name, supervisor=vhost)
         self.vhost = vhost
@@ -115,12 +123,14 @@ class QueueActor(LoopActor):
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
         self.arguments = arguments
-        self.ready: deque[Entry] = deque()
+        self.store = store if durable else None
+        self.queue_id = queue_id
+        self.ready: deque[Entry] = deque(recovered or ())
         self.requeued: list[Entry] = []  # heap by position, merged ahead of `ready`
         self.unacked: dict[int, tuple[Entry, ConsumerRecord | None]] = {}
         self.consumers: dict[ActorRef[Any], ConsumerRecord] = {}
         self.rotation: deque[ConsumerRecord] = deque()
-        self.next_id = 1
+        self.next_id = self.ready[-1].id + 1 if self.ready else 1
         self.had_consumer = False
         self.deleted = False
         self.windowed = 0  # how many consumers are windowed (global prefetch on their channel)
@@ -152,14 +162,47 @@ class QueueActor(LoopActor):
     def _enqueue(self, msg: Enqueue) -> None:
         next_id = self.next_id
         append = self.ready.append
+        rows: list[tuple[int, Any]] = []
+        store = self.store
         for message in msg.messages:
             append(Entry(next_id, message))
+            if store is not None and message.persistent:
+                store_id_of(message)
+                rows.append((next_id, message))
             next_id += 1
         self.next_id = next_id
-        if msg.seqs and msg.reply_to is not None:
+        confirm = msg.seqs and msg.reply_to is not None
+        if rows:
+            assert store is not None
+            then = (msg.reply_to, Accepted(msg.seqs)) if confirm else None
+            post(store, StoreMessages(self.queue_id, rows, then))
+        elif confirm:
             post(msg.reply_to, Accepted(msg.seqs))
         if self.rotation:
             self._deliver_ready()
+
+    # ----- the store (durable queues only)
+
+    def _stored(self, entries: list[Entry]) -> list[tuple[int, int]]:
+        """(position, store id) of the entries that are in the store."""
+        if self.store is None:
+            return []
+        return [(e.id, e.message.store_id) for e in entries if e.message.store_id]
+
+    def _unstore(self, entries: list[Entry]) -> None:
+        rows = self._stored(entries)
+        if rows:
+            post(self.store, UnstoreMessages(self.queue_id, rows))
+
+    def _mark_delivered(self, entries: list[Entry], no_ack: bool) -> None:
+        """No-ack deliveries are done with; others are recorded as delivered once."""
+        if no_ack:
+            self._unstore(entries)
+            return
+        first = [e for e in entries if not e.redelivered]
+        rows = self._stored(first)
+        if rows:
+            post(self.store, MarkDelivered(self.queue_id, [p for p, _ in rows]))
 
     def _next_entry(self) -> Entry:
         requeued = self.requeued
@@ -200,6 +243,8 @@ class QueueActor(LoopActor):
                 batch.append(entry)
         for record, entries in batches.items():
             self.delivered += len(entries)
+            if self.store is not None:
+                self._mark_delivered(entries, record.no_ack)
             if not post(record.ref, Deliver(entries)):
                 self._consumer_gone(record)
         if self.windowed and not (ready or requeued):
@@ -210,6 +255,7 @@ class QueueActor(LoopActor):
         requeue = msg.requeue
         if requeue is None:
             self.acked += len(msg.entry_ids)
+        done: list[Entry] = []
         for entry_id in msg.entry_ids:
             held = unacked.pop(entry_id, None)
             if held is None:
@@ -219,6 +265,10 @@ class QueueActor(LoopActor):
                 record.in_flight -= 1
             if requeue:
                 heapq.heappush(self.requeued, Entry(entry.id, entry.message, True))
+            else:
+                done.append(entry)
+        if done and self.store is not None:
+            self._unstore(done)
         if self.rotation:
             self._deliver_ready()
 
@@ -325,6 +375,8 @@ class QueueActor(LoopActor):
             self._get(method, req.reply_to)
         elif isinstance(method, spec.QueuePurge):
             count = len(self.ready) + len(self.requeued)
+            if self.store is not None:
+                self._unstore([*self.ready, *self.requeued])
             self.ready.clear()
             self.requeued.clear()
             post(
@@ -344,6 +396,8 @@ class QueueActor(LoopActor):
         self.delivered += 1
         if not method.no_ack:
             self.unacked[entry.id] = (entry, None)
+        if self.store is not None:
+            self._mark_delivered([entry], method.no_ack)
         post(reply_to, GetResult(entry, self.message_count, self.actor_ref, method.no_ack))
 
     def _delete(self, method: spec.QueueDelete, req: Request) -> None:
@@ -363,7 +417,14 @@ class QueueActor(LoopActor):
         self.rotation.clear()
         self.windowed = 0
         reply = None if method.no_wait else spec.QueueDeleteOk(message_count=count)
-        post(self.vhost, DeleteOutcome(self.name, True, Reply(reply), req.reply_to))
+        outcome = DeleteOutcome(self.name, True, Reply(reply), req.reply_to)
+        if self.store is not None:  # delete-ok only once the queue is gone from the disk
+            post(
+                self.store,
+                DeleteQueue(self.queue_id, self.owner_vhost, self.name, then=(self.vhost, outcome)),
+            )
+        else:
+            post(self.vhost, outcome)
         self.deleted = True
         self.stop()
 
