@@ -24,10 +24,12 @@ __all__ = [
     "EOF",
     "TIMEOUT",
     "RawClient",
+    "client_port",
     "close_frame",
     "connection_lines",
     "describe",
     "open_client",
+    "raw_header",
     "started_broker",
     "wait_until",
     "witness_works",
@@ -83,6 +85,7 @@ def witness_works(connection: pika.BlockingConnection) -> bool:
     queue = channel.queue_declare("", exclusive=True).method.queue
     channel.basic_publish("", queue, b"still here")
     method, _props, body = channel.basic_get(queue, auto_ack=True)
+    channel.queue_delete(queue)
     channel.close()
     return method is not None and body == b"still here"
 

@@ -147,14 +147,14 @@ def erlang_binary(data: bytes, column: int = 0, pretty: bool = True) -> str:
     flat = "<<" + ",".join(map(str, data)) + ">>"
     if not pretty or column + len(flat) <= _LINE_END:
         return flat
-    indent = column + 2
-    lines, line = [], "<<"
+    indent = column + 2  # continuation lines line up after the '<<'
+    lines: list[str] = []
+    line, start = "<<", column
     for i, byte in enumerate(data):
-        item = f"{byte}," if i < len(data) - 1 else f"{byte}>>"
-        start = column if not lines else indent
-        if len(line) > 2 and start + len(line) + len(item) > _FILL_END:
+        item = f"{byte}>>" if i == len(data) - 1 else f"{byte},"
+        if line not in ("", "<<") and start + len(line) + len(item) > _FILL_END:
             lines.append(line)
-            line = ""
+            line, start = "", indent
         line += item
     lines.append(line)
     return ("\n" + " " * indent).join(lines)
