@@ -1,14 +1,24 @@
 """ExchangeActor: owns one exchange's bindings (a Router) and routes published messages.
 
-A plain publish is routed in one step: every message goes to the set of queues its bindings
-match, one Enqueue per queue per batch. Exchange-to-exchange bindings and alternate exchanges
-make a *walk*: the message travels from exchange actor to exchange actor collecting queues
-(each exchange visited once, so loops are safe) and is enqueued once per queue at the end.
+A publish is routed in one step by the exchange actor it was published to: every message goes
+to the set of queues its bindings match, one Enqueue per queue per batch.
+
+Exchange-to-exchange bindings and alternate exchanges are followed in that same step through
+the vhost's :class:`Topology`, which holds the :class:`ExchangeNode` (router, alternate
+exchange name, exchange destinations) of every exchange of the vhost. This is RabbitMQ's
+``rabbit_exchange:route/2``: the channel process reads the routing tables of every exchange
+on the way. So a message reaches each queue once however many paths lead there, an exchange is
+visited once (loops end), and a message routed through several exchanges is enqueued as soon
+as one routed directly, so it cannot be overtaken by a later method of the same channel.
+
+Sharing the nodes between actors is sound because every actor runs on the one loop thread and
+each node has one writer for each part: its exchange actor changes its bindings (in mailbox
+order, so a binding applies to the publishes after it), the vhost adds and removes nodes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
 from typing import Any
 
 from pykka import ActorRef
@@ -16,7 +26,6 @@ from pykka import ActorRef
 from actors.content import Message
 from actors.messages import (
     AddBinding,
-    AlternateIs,
     Enqueue,
     Publish,
     RemoveBinding,
@@ -28,16 +37,90 @@ from actors.routing import router_for
 from actors.runtime import LoopActor, post
 
 
-@dataclass(frozen=True, slots=True)
-class RouteOnward:
-    """One message on an exchange-to-exchange walk (see the module docstring)."""
+class ExchangeNode:
+    """What routing needs of one exchange; written only by its actor (bindings) and vhost."""
 
-    message: Message
-    seq: int
-    reply_to: ActorRef[Any] | None
-    visited: frozenset[ActorRef[Any]]
-    queues: frozenset[ActorRef[Any]]
-    pending: tuple[ActorRef[Any], ...]
+    __slots__ = ("name", "type_name", "router", "uses_headers", "alternate", "exchange_dests")
+
+    def __init__(self, name: str, type_name: str, alternate: str | None = None) -> None:
+        self.name = name
+        self.type_name = type_name
+        self.router = router_for(type_name)
+        self.uses_headers = type_name == "headers"
+        # RabbitMQ routes nothing through an alternate-exchange naming the default exchange.
+        self.alternate = alternate or None
+        self.exchange_dests: set[ActorRef[Any]] = set()  # bound exchanges (the rest are queues)
+
+    def route(self, message: Message) -> set[ActorRef[Any]]:
+        """The destinations (queues and exchanges) this exchange's own bindings match."""
+        return self.router.route(
+            message.routing_key, message.headers if self.uses_headers else None
+        )
+
+    def __repr__(self) -> str:
+        return f"<ExchangeNode {self.name!r} {self.type_name}>"
+
+
+class Topology:
+    """The exchanges of one vhost by actor and by name, to route across exchanges."""
+
+    __slots__ = ("_by_ref", "_by_name")
+
+    def __init__(self) -> None:
+        self._by_ref: dict[ActorRef[Any], ExchangeNode] = {}
+        self._by_name: dict[str, ExchangeNode] = {}
+
+    def add(self, ref: ActorRef[Any], node: ExchangeNode) -> None:
+        """An exchange was declared."""
+        self._by_ref[ref] = node
+        self._by_name[node.name] = node
+
+    def remove(self, ref: ActorRef[Any]) -> None:
+        """An exchange was deleted: walks no longer reach it."""
+        node = self._by_ref.pop(ref, None)
+        if node is not None and self._by_name.get(node.name) is node:
+            del self._by_name[node.name]
+
+    def get(self, name: str) -> ExchangeNode | None:
+        """The node of the exchange called ``name``, if it exists."""
+        return self._by_name.get(name)
+
+    def __len__(self) -> int:
+        return len(self._by_ref)
+
+    def walk(
+        self, start: ExchangeNode, message: Message, dests: set[ActorRef[Any]]
+    ) -> set[ActorRef[Any]]:
+        """The queues a message reaches from ``start``, whose bindings matched ``dests``.
+
+        As ``rabbit_exchange:route/2``: bound exchanges route the message in turn, each
+        exchange at most once; an exchange whose own bindings match nothing hands the message
+        to its alternate exchange (if that exists). Deleted exchanges are skipped.
+        """
+        queues: set[ActorRef[Any]] = set()
+        seen = {start}
+        pending: list[ExchangeNode] = []
+        node = start
+        while True:
+            if dests:
+                bound = node.exchange_dests
+                for dest in dests:
+                    if dest not in bound:
+                        queues.add(dest)
+                        continue
+                    nxt = self._by_ref.get(dest)
+                    if nxt is not None and nxt not in seen:
+                        seen.add(nxt)
+                        pending.append(nxt)
+            elif node.alternate is not None:
+                nxt = self._by_name.get(node.alternate)
+                if nxt is not None and nxt not in seen:
+                    seen.add(nxt)
+                    pending.append(nxt)
+            if not pending:
+                return queues
+            node = pending.pop()
+            dests = node.route(message)
 
 
 class ExchangeActor(LoopActor):
@@ -46,27 +129,16 @@ class ExchangeActor(LoopActor):
     kind = "exchange"
 
     def __init__(
-        self,
-        vhost: ActorRef[Any],
-        vhost_name: str,
-        name: str,
-        type_name: str,
-        alternate: ActorRef[Any] | None = None,
+        self, vhost: ActorRef[Any], vhost_name: str, node: ExchangeNode, topology: Topology
     ) -> None:
-        super().__init__(name=name or "amq.default", owner=vhost_name, supervisor=vhost)
-        self.exchange_name = name
-        self.type_name = type_name
-        self.router = router_for(type_name)
-        self.uses_headers = type_name == "headers"
-        self.alternate = alternate
-        self.exchange_dests: set[ActorRef[Any]] = set()
+        super().__init__(name=node.name or "amq.default", owner=vhost_name, supervisor=vhost)
+        self.node = node
+        self.topology = topology
         self._handlers = {
             Publish: self._publish,
-            RouteOnward: self._route_onward,
             AddBinding: self._add_binding,
             RemoveBinding: self._remove_binding,
             RemoveDestination: self._remove_destination,
-            AlternateIs: self._alternate_is,
         }
 
     def on_receive(self, message: Any) -> None:  # noqa: D102
@@ -75,19 +147,23 @@ class ExchangeActor(LoopActor):
     # ----- routing
 
     def _publish(self, msg: Publish) -> None:
-        route = self.router.route
-        uses_headers = self.uses_headers
-        walk = bool(self.exchange_dests) or self.alternate is not None
+        node = self.node
+        route = node.router.route
+        uses_headers = node.uses_headers
+        exchange_dests = node.exchange_dests
+        alternate = node.alternate
+        walk = self.topology.walk
         seqs = msg.seqs
         batches: dict[ActorRef[Any], tuple[list[Message], list[int]]] = {}
         returned: list[Message] = []
         routed: list[tuple[int, int]] = []
         for i, message in enumerate(msg.messages):
             dests = route(message.routing_key, message.headers if uses_headers else None)
+            if (exchange_dests and not exchange_dests.isdisjoint(dests)) or (
+                alternate is not None and not dests
+            ):
+                dests = walk(node, message, dests)
             seq = seqs[i] if seqs else 0
-            if walk and (not dests or not self.exchange_dests.isdisjoint(dests)):
-                self._start_walk(message, seq, msg.reply_to, dests)
-                continue
             for dest in dests:
                 batch = batches.get(dest)
                 if batch is None:
@@ -100,107 +176,43 @@ class ExchangeActor(LoopActor):
             if seq:
                 routed.append((seq, len(dests)))
         reply_to = msg.reply_to
+        gone: list[int] = []
         for dest, (messages, dest_seqs) in batches.items():
-            post(dest, Enqueue(messages, dest_seqs, reply_to if dest_seqs else None))
+            if not post(dest, Enqueue(messages, dest_seqs, reply_to if dest_seqs else None)):
+                gone += dest_seqs  # a queue deleted a moment ago: it will never accept these
+        if gone:
+            lost = Counter(gone)
+            routed = [(seq, count - lost[seq]) for seq, count in routed]
         if reply_to is not None and (returned or routed):
             post(reply_to, RouteResult(returned, routed))
-
-    def _start_walk(
-        self,
-        message: Message,
-        seq: int,
-        reply_to: ActorRef[Any] | None,
-        dests: set[ActorRef[Any]],
-    ) -> None:
-        me = self.actor_ref
-        self._continue_walk(
-            RouteOnward(message, seq, reply_to, frozenset((me,)), frozenset(), ()), dests
-        )
-
-    def _route_onward(self, step: RouteOnward) -> None:
-        me = self.actor_ref
-        if me in step.visited:
-            self._continue_walk(step, set())
-            return
-        dests = self.router.route(
-            step.message.routing_key, step.message.headers if self.uses_headers else None
-        )
-        self._continue_walk(
-            RouteOnward(
-                step.message,
-                step.seq,
-                step.reply_to,
-                step.visited | {me},
-                step.queues,
-                step.pending,
-            ),
-            dests,
-        )
-
-    def _continue_walk(self, step: RouteOnward, dests: set[ActorRef[Any]]) -> None:
-        queues = set(step.queues)
-        pending = list(step.pending)
-        for dest in dests:
-            if dest in self.exchange_dests:
-                if dest not in step.visited and dest not in pending:
-                    pending.append(dest)
-            else:
-                queues.add(dest)
-        if not dests and self.alternate is not None and self.alternate not in step.visited:
-            pending.append(self.alternate)
-        while pending:
-            nxt = pending.pop(0)
-            if nxt.is_alive() and nxt not in step.visited:
-                post(
-                    nxt,
-                    RouteOnward(
-                        step.message,
-                        step.seq,
-                        step.reply_to,
-                        step.visited,
-                        frozenset(queues),
-                        tuple(pending),
-                    ),
-                )
-                return
-        seqs = [step.seq] if step.seq else []
-        for queue in queues:
-            post(queue, Enqueue([step.message], seqs, step.reply_to if seqs else None))
-        if step.reply_to is not None:
-            returned = [step.message] if not queues and step.message.mandatory else []
-            routed = [(step.seq, len(queues))] if step.seq else []
-            if returned or routed:
-                post(step.reply_to, RouteResult(returned, routed))
 
     # ----- bindings
 
     def _add_binding(self, msg: AddBinding) -> None:
-        self.router.bind(msg.dest, msg.routing_key, msg.arguments)
+        self.node.router.bind(msg.dest, msg.routing_key, msg.arguments)
         if msg.dest.actor_class is ExchangeActor:
-            self.exchange_dests.add(msg.dest)
+            self.node.exchange_dests.add(msg.dest)
         if msg.reply_to is not None:
             post(msg.reply_to, Reply(msg.reply))
 
     def _remove_binding(self, msg: RemoveBinding) -> None:
-        self.router.unbind(msg.dest, msg.routing_key, msg.arguments)
-        if not self.router.has_bindings_to(msg.dest):
-            self.exchange_dests.discard(msg.dest)
+        node = self.node
+        node.router.unbind(msg.dest, msg.routing_key, msg.arguments)
+        if not node.router.has_bindings_to(msg.dest):
+            node.exchange_dests.discard(msg.dest)
         if msg.reply_to is not None:
             post(msg.reply_to, Reply(msg.reply))
 
     def _remove_destination(self, msg: RemoveDestination) -> None:
-        self.router.unbind_all(msg.dest)
-        self.exchange_dests.discard(msg.dest)
-
-    def _alternate_is(self, msg: AlternateIs) -> None:
-        self.alternate = msg.ref
+        self.node.router.unbind_all(msg.dest)
+        self.node.exchange_dests.discard(msg.dest)
 
     def describe(self) -> dict[str, Any]:
         """Type, bindings and alternate exchange for the admin page (flags are the vhost's)."""
         return {
             **super().describe(),
-            "exchange": self.exchange_name,
-            "type": self.type_name,
-            "bindings": len(self.router),
-            "alternate": self.alternate.actor_urn if self.alternate is not None else None,
+            "exchange": self.node.name,
+            "type": self.node.type_name,
+            "bindings": len(self.node.router),
+            "alternate": self.node.alternate,
         }

@@ -91,7 +91,6 @@ class Publish:
     messages: list[Message]
     seqs: list[int]
     reply_to: ActorRef[Any] | None
-    visited: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +137,6 @@ class RemoveBinding:
     arguments: dict[str, Any]
     reply_to: ActorRef[Any] | None
     reply: spec.Method | None
-
-
-@dataclass(frozen=True, slots=True)
-class AlternateIs:
-    """Vhost -> exchange: the actor of its alternate exchange (None while it does not exist)."""
-
-    ref: ActorRef[Any] | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,24 +1,34 @@
 """VhostActor: owns a virtual host's name indexes and carries out declares, binds and deletes.
 
 It is the only actor that knows which exchange and queue actors exist under which names, and
-every binding between them. Work that needs a queue's own state (message counts, consumers,
-purge, get) is forwarded to that queue's actor, which answers the channel directly.
+every binding between them (a :class:`~actors.routing.BindingIndex` by source and by
+destination). Work that needs a queue's own state (message counts, consumers, purge, get,
+delete conditions) is forwarded to that queue's actor, which answers the channel directly.
+
+Checks follow ``rabbit_channel`` in RabbitMQ 3.10, in its order, with its reply codes and
+texts: a declare checks the exchange type, the default exchange, the ``amq.`` prefix and then
+equivalence with an existing declaration (the flags, then the arguments RabbitMQ compares); a
+binding needs both ends and valid arguments, and an exclusive queue is locked to the
+connection that declared it. Unbinding something that is not bound, or deleting something
+that does not exist, succeeds. Deleting a queue or an exchange removes every binding to it,
+and an auto-delete exchange goes when it is no longer the source of any binding.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from pykka import ActorRef
 
-from actors.exchange import ExchangeActor
+from actors.content import Entry
+from actors.exchange import ExchangeActor, ExchangeNode, Topology
 from actors.messages import (
     AddBinding,
     AddConsumer,
-    AlternateIs,
     ConnectionClosed,
     DeleteOutcome,
     ExchangeResolved,
@@ -29,26 +39,83 @@ from actors.messages import (
     ResolveExchange,
 )
 from actors.queue import QueueActor
-from actors.routing import ROUTERS, RoutingArgumentError, freeze, thaw
+from actors.routing import (
+    ROUTERS,
+    BindingIndex,
+    BindingKey,
+    DestKind,
+    RoutingArgumentError,
+    freeze,
+    thaw,
+)
+from actors.routing.terms import exactly_equal, field_type, printed
 from actors.runtime import ActorFailed, LoopActor, post
+from store.actor import DeleteExchange, SaveBinding, SaveExchange, SaveQueue, StoreFailed
 from wire import spec
 from wire.errors import AMQPError
 
+if TYPE_CHECKING:
+    from store.recovery import Recovered
+
 log = logging.getLogger("dispatchd.vhost")
 
-PREDECLARED = {
-    "": "direct",
-    "amq.direct": "direct",
-    "amq.fanout": "fanout",
-    "amq.topic": "topic",
-    "amq.headers": "headers",
-    "amq.match": "headers",
+# (name, type, internal): the exchanges every RabbitMQ 3.10 vhost has, all durable.
+PREDECLARED = (
+    ("", "direct", False),
+    ("amq.direct", "direct", False),
+    ("amq.fanout", "fanout", False),
+    ("amq.topic", "topic", False),
+    ("amq.headers", "headers", False),
+    ("amq.match", "headers", False),
+    ("amq.rabbitmq.trace", "topic", True),
+)
+
+# Type names that are atoms in RabbitMQ's VM but no exchange type: it calls them "invalid"
+# rather than "unknown" (rabbit_exchange:check_type/1). These were seen on RabbitMQ 3.10.
+INVALID_EXCHANGE_TYPES = frozenset(
+    {"", "binding", "classic", "error", "exchange", "false", "none", "ok", "queue", "quorum",
+     "true", "undefined"}
+)  # fmt: skip
+
+# The arguments RabbitMQ compares when an exchange or a classic queue is declared again, in
+# the order it compares them (rabbit_exchange, rabbit_classic_queue:capabilities/0).
+EXCHANGE_EQUIVALENCE_ARGS = ("alternate-exchange",)
+QUEUE_EQUIVALENCE_ARGS = (
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-queue-master-locator",
+)
+
+BINDING_REPLIES: dict[type, type[spec.Method]] = {
+    spec.QueueBind: spec.QueueBindOk,
+    spec.QueueUnbind: spec.QueueUnbindOk,
+    spec.ExchangeBind: spec.ExchangeBindOk,
+    spec.ExchangeUnbind: spec.ExchangeUnbindOk,
 }
+
+_ABSENT = object()
+
+_queue_ids = itertools.count(1)  # names durable queues in the store (loop thread only)
+
+
+def continue_queue_ids(after: int) -> None:
+    """Number new durable queues after ``after`` (the largest id found at recovery)."""
+    global _queue_ids
+    _queue_ids = itertools.count(after + 1)
 
 
 @dataclass(slots=True)
 class ExchangeInfo:
-    """An exchange's declaration and actor."""
+    """An exchange's declaration, actor and routing node."""
 
     name: str
     type: str
@@ -57,11 +124,12 @@ class ExchangeInfo:
     internal: bool
     arguments: dict[str, Any]
     ref: ActorRef[Any]
+    node: ExchangeNode
 
 
 @dataclass(slots=True)
 class QueueInfo:
-    """A queue's declaration and actor."""
+    """A queue's declaration and actor; requests wait in ``parked`` while a delete runs."""
 
     name: str
     durable: bool
@@ -73,21 +141,22 @@ class QueueInfo:
     deleting: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class BindingKey:
-    """One binding as the vhost indexes it."""
-
-    source: str
-    dest_kind: str  # "queue" or "exchange"
-    dest: str
-    routing_key: str
-    arguments: Any  # a frozen table
+def strip_cr_lf(name: str) -> str:
+    """RabbitMQ drops CR and LF from the names in declares, deletes, binds and unbinds."""
+    if "\r" in name or "\n" in name:
+        return name.replace("\r", "").replace("\n", "")
+    return name
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _described(value: Any) -> str:
+    """An argument in an equivalence error where the other side is absent (``val/1``)."""
+    if value is _ABSENT:
+        return "none"
+    return f"the value '{printed(value)}' of type '{field_type(value)}'"
 
 
 class VhostActor(LoopActor):
@@ -95,12 +164,21 @@ class VhostActor(LoopActor):
 
     kind = "vhost"
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        store: ActorRef[Any] | None = None,
+        recovered: Recovered | None = None,
+    ) -> None:
         super().__init__(name=name)
         self.vhost_name = name
+        self.store = store  # durable declarations are saved there; None: nothing persists
+        self.recovered = recovered
         self.exchanges: dict[str, ExchangeInfo] = {}
         self.queues: dict[str, QueueInfo] = {}
-        self.bindings: dict[BindingKey, None] = {}
+        self.bindings = BindingIndex()
+        self.topology = Topology()
+        self.exclusive: dict[int, set[str]] = {}  # connection id -> its exclusive queues
         self._handlers: dict[type, Any] = {
             Request: self._request,
             AddConsumer: self._add_consumer,
@@ -108,6 +186,7 @@ class VhostActor(LoopActor):
             DeleteOutcome: self._delete_outcome,
             ConnectionClosed: self._connection_closed,
             ActorFailed: self._actor_failed,
+            StoreFailed: self._store_failed,
         }
         self._methods: dict[type, Any] = {
             spec.ExchangeDeclare: self._exchange_declare,
@@ -123,50 +202,123 @@ class VhostActor(LoopActor):
         }
 
     def on_start(self) -> None:  # noqa: D102
-        for name, type_name in PREDECLARED.items():
-            self._create_exchange(name, type_name, True, False, False, {})
+        for name, type_name, internal in PREDECLARED:
+            self._create_exchange(name, type_name, True, False, internal, {})
+        if self.recovered is not None:
+            self._recover(self.recovered)
+            self.recovered = None
+
+    def _recover(self, state: Recovered) -> None:
+        """Re-create this vhost's durable exchanges, queues (with messages) and bindings."""
+        continue_queue_ids(state.max_queue_id)
+        for x in state.exchanges:
+            if x.vhost == self.vhost_name and x.name not in self.exchanges:
+                self._create_exchange(x.name, x.type, True, x.auto_delete, x.internal, x.arguments)
+        for q in state.queues:
+            if q.vhost == self.vhost_name:
+                entries = [Entry(pos, msg, delivered) for pos, msg, delivered in q.messages]
+                self._start_queue(
+                    q.name, True, None, q.auto_delete, q.arguments, q.queue_id, entries
+                )
+        for b in state.bindings:
+            source = self.exchanges.get(b.source)
+            dest = (self.queues if b.dest_kind == "queue" else self.exchanges).get(b.dest)
+            if b.vhost != self.vhost_name or source is None or dest is None:
+                continue
+            key = BindingKey(b.source, b.dest_kind, b.dest, b.routing_key, freeze(b.arguments))
+            if key not in self.bindings:
+                self.bindings.add(key)
+                post(source.ref, AddBinding(dest.ref, b.routing_key, b.arguments, None, None))
+
+    # ----- the store
+
+    def _persist(self, write: Any, req: Request | None, ok: spec.Method | None) -> None:
+        """Save ``write`` (a store message); the reply to ``req`` goes out after the commit."""
+        if self.store is None:
+            if req is not None and ok is not None:
+                self._reply(req, ok)
+            return
+        if req is not None and req.reply_to is not None and ok is not None:
+            write = replace(write, then=(req.reply_to, Reply(self._reply_method(req, ok))))
+        post(self.store, write)
+
+    def _store_failed(self, msg: StoreFailed) -> None:
+        """A queue's delete did not reach the disk: it is gone here; tell its requester."""
+        log.error("store write failed for %r: %s", msg.request, msg.error)
+        then = getattr(msg.request, "then", None)
+        if then is not None and isinstance(then[1], DeleteOutcome):
+            outcome = then[1]
+            error = AMQPError(541, f"the store failed: {msg.error}", 50, 40)
+            self._delete_outcome(replace(outcome, reply=Reply(error=error)))
 
     def on_receive(self, message: Any) -> None:  # noqa: D102
         self._handlers[type(message)](message)
 
-    # ----- helpers
+    # ----- errors
 
     def _where(self, kind: str, name: str) -> str:
         return f"{kind} '{name}' in vhost '{self.vhost_name}'"
 
-    def _exchange_or_404(self, name: str) -> ExchangeInfo:
-        info = self.exchanges.get(name)
-        if info is None:
-            raise AMQPError(404, f"no {self._where('exchange', name)}")
-        return info
+    def _not_found(self, kind: str, name: str) -> AMQPError:
+        return AMQPError(404, f"no {self._where(kind, name)}")
 
-    def _queue_or_404(self, name: str, connection_id: int) -> QueueInfo:
-        info = self.queues.get(name)
-        if info is None:
-            raise AMQPError(404, f"no {self._where('queue', name)}")
-        self._check_exclusive(info, connection_id)
-        return info
-
-    def _check_exclusive(self, info: QueueInfo, connection_id: int) -> None:
-        if info.exclusive_owner is not None and info.exclusive_owner != connection_id:
-            raise AMQPError(
-                405,
-                f"cannot obtain exclusive access to locked {self._where('queue', info.name)}. "
-                "It could be originally declared on another connection or the exclusive "
-                "property value does not match that of the original declaration.",
-            )
+    def _locked(self, name: str) -> AMQPError:
+        return AMQPError(
+            405,
+            f"cannot obtain exclusive access to locked {self._where('queue', name)}. "
+            "It could be originally declared on another connection or the exclusive "
+            "property value does not match that of the original declaration.",
+        )
 
     @staticmethod
     def _not_default(name: str) -> None:
         if name == "":
             raise AMQPError(403, "operation not permitted on the default exchange")
 
-    def _inequivalent(self, kind: str, name: str, arg: str, new: Any, old: Any) -> AMQPError:
-        return AMQPError(
-            406,
-            f"inequivalent arg '{arg}' for {self._where(kind, name)}: "
-            f"received '{_fmt(new)}' but current is '{_fmt(old)}'",
-        )
+    @staticmethod
+    def _check_name(kind: str, name: str) -> None:
+        if name.startswith("amq."):
+            raise AMQPError(403, f"{kind} name '{name}' contains reserved prefix 'amq.*'")
+
+    def _assert_flags(self, kind: str, name: str, flags: tuple[tuple[str, Any, Any], ...]) -> None:
+        """406 for the first ``(field, received, current)`` that differs."""
+        for arg, new, old in flags:
+            if new != old:
+                new_text, old_text = (
+                    (_flag(new), _flag(old)) if isinstance(new, bool) else (new, old)
+                )
+                raise AMQPError(
+                    406,
+                    f"inequivalent arg '{arg}' for {self._where(kind, name)}: "
+                    f"received '{new_text}' but current is '{old_text}'",
+                )
+
+    def _assert_args(
+        self,
+        kind: str,
+        name: str,
+        keys: tuple[str, ...],
+        new: dict[str, Any],
+        old: dict[str, Any],
+    ) -> None:
+        """406 for the first of ``keys`` whose value differs (``assert_args_equivalence``)."""
+        for key in keys:
+            received, current = new.get(key, _ABSENT), old.get(key, _ABSENT)
+            if received is _ABSENT or current is _ABSENT:
+                present = current if received is _ABSENT else received
+                if present is _ABSENT or (
+                    # Every queue here is classic, and RabbitMQ takes no type for 'classic'.
+                    key == "x-queue-type" and exactly_equal("classic", present)
+                ):
+                    continue
+                detail = f"received {_described(received)} but current is {_described(current)}"
+            elif exactly_equal(received, current):
+                continue
+            else:
+                detail = f"received '{printed(received)}' but current is '{printed(current)}'"
+            raise AMQPError(
+                406, f"inequivalent arg '{key}' for {self._where(kind, name)}: {detail}"
+            )
 
     # ----- requests
 
@@ -178,9 +330,14 @@ class VhostActor(LoopActor):
             if req.reply_to is not None:
                 post(req.reply_to, Reply(error=error.at(method.CLASS_ID, method.METHOD_ID)))
 
+    @staticmethod
+    def _reply_method(req: Request, method: spec.Method) -> spec.Method | None:
+        """The reply method the channel should send (None for no-wait)."""
+        return None if getattr(req.method, "no_wait", False) else method
+
     def _reply(self, req: Request, method: spec.Method) -> None:
         if req.reply_to is not None:
-            post(req.reply_to, Reply(None if getattr(req.method, "no_wait", False) else method))
+            post(req.reply_to, Reply(self._reply_method(req, method)))
 
     # ----- exchanges
 
@@ -193,109 +350,106 @@ class VhostActor(LoopActor):
         internal: bool,
         arguments: dict[str, Any],
     ) -> ExchangeInfo:
-        alternate_name = arguments.get("alternate-exchange")
-        alternate = self.exchanges.get(alternate_name) if isinstance(alternate_name, str) else None
-        ref = ExchangeActor.start(
-            self.actor_ref,
-            self.vhost_name,
-            name,
-            type_name,
-            alternate.ref if alternate else None,
-        )
-        info = ExchangeInfo(name, type_name, durable, auto_delete, internal, arguments, ref)
+        alternate = arguments.get("alternate-exchange")
+        node = ExchangeNode(name, type_name, alternate if isinstance(alternate, str) else None)
+        ref = ExchangeActor.start(self.actor_ref, self.vhost_name, node, self.topology)
+        self.topology.add(ref, node)
+        info = ExchangeInfo(name, type_name, durable, auto_delete, internal, arguments, ref, node)
         self.exchanges[name] = info
-        self._announce_alternate(name, ref)
         return info
 
-    def _announce_alternate(self, name: str, ref: ActorRef[Any] | None) -> None:
-        for other in self.exchanges.values():
-            if other.arguments.get("alternate-exchange") == name and other.name != name:
-                post(other.ref, AlternateIs(ref))
+    @staticmethod
+    def _check_type(type_name: str) -> None:
+        if type_name not in ROUTERS:
+            adjective = "invalid" if type_name in INVALID_EXCHANGE_TYPES else "unknown"
+            raise AMQPError(503, f"{adjective} exchange type '{type_name}'")
 
     def _exchange_declare(self, req: Request) -> None:
         m: spec.ExchangeDeclare = req.method  # type: ignore[assignment]
-        name = m.exchange
+        name = strip_cr_lf(m.exchange)
         if m.passive:
             self._not_default(name)
-            self._exchange_or_404(name)
+            self._exchange(name)
             self._reply(req, spec.ExchangeDeclareOk())
             return
-        if m.type not in ROUTERS:
-            raise AMQPError(503, f"unknown exchange type '{m.type}'")
+        self._check_type(m.type)
         self._not_default(name)
         info = self.exchanges.get(name)
         if info is None:
-            if name.startswith("amq."):
-                raise AMQPError(403, f"exchange name '{name}' contains reserved prefix 'amq.*'")
-            alternate = m.arguments.get("alternate-exchange")
-            if alternate is not None and not isinstance(alternate, str):
+            self._check_name("exchange", name)
+            alternate = m.arguments.get("alternate-exchange", _ABSENT)
+            if alternate is not _ABSENT and field_type(alternate) != "longstr":
                 raise AMQPError(
                     406,
-                    f"invalid type '{type(alternate).__name__}' for arg 'alternate-exchange' "
+                    f"invalid type '{field_type(alternate)}' for arg 'alternate-exchange' "
                     f"in {self._where('exchange', name)}",
                 )
             self._create_exchange(name, m.type, m.durable, m.auto_delete, m.internal, m.arguments)
+            if m.durable:
+                write = SaveExchange(
+                    self.vhost_name, name, m.type, m.auto_delete, m.internal, m.arguments
+                )
+                self._persist(write, req, spec.ExchangeDeclareOk())
+                return
         else:
-            for arg, new, old in (
-                ("type", m.type, info.type),
-                ("durable", m.durable, info.durable),
-                ("auto_delete", m.auto_delete, info.auto_delete),
-                ("internal", m.internal, info.internal),
-            ):
-                if new != old:
-                    raise self._inequivalent("exchange", name, arg, new, old)
-            self._check_args_equivalent("exchange", name, m.arguments, info.arguments)
+            self._assert_flags(
+                "exchange",
+                name,
+                (
+                    ("type", m.type, info.type),
+                    ("durable", m.durable, info.durable),
+                    ("auto_delete", m.auto_delete, info.auto_delete),
+                    ("internal", m.internal, info.internal),
+                ),
+            )
+            self._assert_args(
+                "exchange", name, EXCHANGE_EQUIVALENCE_ARGS, m.arguments, info.arguments
+            )
         self._reply(req, spec.ExchangeDeclareOk())
 
-    def _check_args_equivalent(
-        self, kind: str, name: str, new: dict[str, Any], old: dict[str, Any]
-    ) -> None:
-        for key in sorted(set(new) | set(old)):
-            if key in EQUIVALENCE_ARGS and freeze(new.get(key)) != freeze(old.get(key)):
-                raise AMQPError(
-                    406,
-                    f"inequivalent arg '{key}' for {self._where(kind, name)}: "
-                    f"received {_describe(new.get(key))} but current is "
-                    f"{_describe(old.get(key))}",
-                )
+    def _exchange(self, name: str) -> ExchangeInfo:
+        info = self.exchanges.get(name)
+        if info is None:
+            raise self._not_found("exchange", name)
+        return info
 
     def _exchange_delete(self, req: Request) -> None:
         m: spec.ExchangeDelete = req.method  # type: ignore[assignment]
-        name = m.exchange
+        name = strip_cr_lf(m.exchange)
         self._not_default(name)
         if name.startswith("amq."):
             raise AMQPError(403, f"deletion of system {self._where('exchange', name)} not allowed")
         info = self.exchanges.get(name)
         if info is not None:
-            if m.if_unused and any(b.source == name for b in self.bindings):
+            if m.if_unused and self.bindings.has_source(name):
                 raise AMQPError(406, f"{self._where('exchange', name)} in use")
-            self._delete_exchange(info)
+            self._delete_exchange(info, req)
+            return
         self._reply(req, spec.ExchangeDeleteOk())
 
-    def _delete_exchange(self, info: ExchangeInfo) -> None:
+    def _delete_exchange(self, info: ExchangeInfo, req: Request | None = None) -> None:
+        """Delete an exchange with its bindings either way; auto-delete sources left unused.
+
+        ``req``, when given, is answered with delete-ok (after the store forgot it, if durable).
+        """
+        if info.durable:
+            self._persist(DeleteExchange(self.vhost_name, info.name), req, spec.ExchangeDeleteOk())
+        elif req is not None:
+            self._reply(req, spec.ExchangeDeleteOk())
         del self.exchanges[info.name]
-        touched: set[str] = set()
-        for binding in list(self.bindings):
-            if binding.source == info.name:
-                del self.bindings[binding]
-            elif binding.dest_kind == "exchange" and binding.dest == info.name:
-                del self.bindings[binding]
-                touched.add(binding.source)
-        for source in touched:
+        self.topology.remove(info.ref)
+        self.bindings.remove_source(info.name)  # they go with the exchange actor's router
+        sources = {b.source for b in self.bindings.remove_destination("exchange", info.name)}
+        for source in sources:
             post(self.exchanges[source].ref, RemoveDestination(info.ref))
-        self._announce_alternate(info.name, None)
         info.ref.stop(block=False)
-        self._auto_delete_exchanges(touched)
+        self._auto_delete_exchanges(sources)
 
     def _auto_delete_exchanges(self, sources: set[str]) -> None:
         for source in sources:
             info = self.exchanges.get(source)
-            if (
-                info is not None
-                and info.auto_delete
-                and not any(b.source == source for b in self.bindings)
-            ):
-                log.debug("auto-deleting exchange %r", source)
+            if info is not None and info.auto_delete and not self.bindings.has_source(source):
+                log.debug("auto-deleting %s", self._where("exchange", source))
                 self._delete_exchange(info)
 
     def _resolve_exchange(self, msg: ResolveExchange) -> None:
@@ -311,100 +465,148 @@ class VhostActor(LoopActor):
 
     def _exchange_bind(self, req: Request) -> None:
         m = req.method
-        unbind = isinstance(m, spec.ExchangeUnbind)
-        self._not_default(m.source)
-        self._not_default(m.destination)
-        source = self._exchange_or_404(m.source)
-        dest = self._exchange_or_404(m.destination)
-        reply = spec.ExchangeUnbindOk() if unbind else spec.ExchangeBindOk()
-        self._bind(req, source, "exchange", dest.name, dest.ref, m.routing_key, m.arguments, reply)
+        source, destination = strip_cr_lf(m.source), strip_cr_lf(m.destination)
+        self._not_default(destination)
+        self._not_default(source)
+        self._binding_action(req, source, "exchange", destination, m.routing_key, m.arguments)
 
     def _queue_bind(self, req: Request) -> None:
         m = req.method
-        unbind = isinstance(m, spec.QueueUnbind)
-        self._not_default(m.exchange)
-        queue = self.queues.get(m.queue)
-        source = self.exchanges.get(m.exchange)
-        if source is None:
-            raise AMQPError(404, f"no {self._where('exchange', m.exchange)}")
-        if queue is None:
-            raise AMQPError(404, f"no {self._where('queue', m.queue)}")
-        self._check_exclusive(queue, req.connection_id)
-        reply = spec.QueueUnbindOk() if unbind else spec.QueueBindOk()
-        self._bind(req, source, "queue", queue.name, queue.ref, m.routing_key, m.arguments, reply)
+        exchange = strip_cr_lf(m.exchange)
+        self._not_default(exchange)
+        self._binding_action(
+            req, exchange, "queue", strip_cr_lf(m.queue), m.routing_key, m.arguments
+        )
 
-    def _bind(
+    def _binding_action(
         self,
         req: Request,
-        source: ExchangeInfo,
-        dest_kind: str,
+        source_name: str,
+        dest_kind: DestKind,
         dest_name: str,
-        dest_ref: ActorRef[Any],
         routing_key: str,
         arguments: dict[str, Any],
-        reply: spec.Method,
     ) -> None:
-        key = BindingKey(source.name, dest_kind, dest_name, routing_key, freeze(arguments))
-        nowait = getattr(req.method, "no_wait", False)
-        reply_to = req.reply_to
-        if isinstance(reply, (spec.QueueUnbindOk, spec.ExchangeUnbindOk)):
-            if key not in self.bindings:
-                self._reply(req, reply)
-                return
-            del self.bindings[key]
-            post(
-                source.ref,
-                RemoveBinding(
-                    dest_ref, routing_key, arguments, reply_to, None if nowait else reply
-                ),
-            )
-            self._auto_delete_exchanges({source.name})
-            return
-        try:
-            ROUTERS[source.type]().validate(freeze(arguments))
-        except RoutingArgumentError as exc:
-            raise AMQPError(406, str(exc)) from None
-        self.bindings[key] = None
-        post(
-            source.ref,
-            AddBinding(dest_ref, routing_key, arguments, reply_to, None if nowait else reply),
+        """Bind or unbind (by the method's type), checking as ``rabbit_binding`` does."""
+        unbind = isinstance(req.method, (spec.QueueUnbind, spec.ExchangeUnbind))
+        source = self.exchanges.get(source_name)
+        dest: ExchangeInfo | QueueInfo | None = (
+            self.queues.get(dest_name) if dest_kind == "queue" else self.exchanges.get(dest_name)
         )
+        key = BindingKey(source_name, dest_kind, dest_name, routing_key, freeze(arguments))
+        ok = BINDING_REPLIES[type(req.method)]()
+        if unbind and (source is None or dest is None or key not in self.bindings):
+            self._reply(req, ok)  # RabbitMQ: nothing to unbind is no error, missing ends either
+            return
+        if source is None:
+            raise self._not_found("exchange", source_name)
+        if dest is None:
+            raise self._not_found(dest_kind, dest_name)
+        if not unbind:
+            try:
+                source.node.router.validate(key.arguments)
+            except RoutingArgumentError as exc:
+                raise AMQPError(406, str(exc)) from None
+        if isinstance(dest, QueueInfo):
+            self._check_exclusive(dest, req)
+        durable = source.durable and dest.durable and self.store is not None
+        reply_to = None if durable else req.reply_to  # durable: the store answers after commit
+        reply = self._reply_method(req, ok)
+        if unbind:
+            self.bindings.remove(key)
+            post(source.ref, RemoveBinding(dest.ref, routing_key, arguments, reply_to, reply))
+        else:
+            self.bindings.add(key)
+            post(source.ref, AddBinding(dest.ref, routing_key, arguments, reply_to, reply))
+        if durable:
+            write = SaveBinding(
+                self.vhost_name, source.name, dest_kind, dest.name, routing_key, arguments, unbind
+            )
+            self._persist(write, req, ok)
+        if unbind:
+            self._auto_delete_exchanges({source.name})
 
     # ----- queues
 
+    def _queue(self, name: str, req: Request | AddConsumer) -> QueueInfo:
+        """The queue named in a request (404), if its connection may use it (405)."""
+        info = self.queues.get(name)
+        if info is None:
+            raise self._not_found("queue", name)
+        self._check_exclusive(info, req)
+        return info
+
+    def _check_exclusive(self, info: QueueInfo, req: Request | AddConsumer) -> None:
+        """405 unless the queue is shared or the request's connection owns it.
+
+        Requests without a reply address come from the broker itself (auto-delete, a closed
+        connection), which may act on any queue.
+        """
+        owner = info.exclusive_owner
+        if owner is not None and owner != req.connection_id:
+            if isinstance(req, AddConsumer) or req.reply_to is not None:
+                raise self._locked(info.name)
+
     def _queue_declare(self, req: Request) -> None:
         m: spec.QueueDeclare = req.method  # type: ignore[assignment]
-        name = m.queue
+        name = strip_cr_lf(m.queue)
         if m.passive:
-            info = self._queue_or_404(name, req.connection_id)
-            self._forward(info, req)
+            self._forward(self._queue(name, req), req)
             return
         owner = req.connection_id if m.exclusive else None
         durable = m.durable and not m.exclusive
         if name == "":
             name = "amq.gen-" + secrets.token_urlsafe(16)
-        elif name.startswith("amq."):
-            raise AMQPError(403, f"queue name '{name}' contains reserved prefix 'amq.*'")
+        else:
+            self._check_name("queue", name)
         info = self.queues.get(name)
         if info is not None:
-            self._check_exclusive(info, req.connection_id)
-            for arg, new, old in (
+            if info.exclusive_owner != owner:
+                raise self._locked(name)
+            flags = (
                 ("durable", durable, info.durable),
                 ("auto_delete", m.auto_delete, info.auto_delete),
-            ):
-                if new != old:
-                    raise self._inequivalent("queue", name, arg, new, old)
-            if (owner is None) != (info.exclusive_owner is None):
-                self._check_exclusive(info, -1)
-            self._check_args_equivalent("queue", name, m.arguments, info.arguments)
+            )
+            self._assert_flags("queue", name, flags)
+            self._assert_args("queue", name, QUEUE_EQUIVALENCE_ARGS, m.arguments, info.arguments)
             self._forward(info, req)
             return
+        queue_id = next(_queue_ids) if durable and self.store is not None else 0
+        self._start_queue(name, durable, owner, m.auto_delete, m.arguments, queue_id, [])
+        ok = spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=0)
+        if queue_id:
+            self._persist(
+                SaveQueue(queue_id, self.vhost_name, name, m.auto_delete, m.arguments), req, ok
+            )
+        else:
+            self._reply(req, ok)
+
+    def _start_queue(
+        self,
+        name: str,
+        durable: bool,
+        owner: int | None,
+        auto_delete: bool,
+        arguments: dict[str, Any],
+        queue_id: int,
+        entries: list[Entry],
+    ) -> None:
         ref = QueueActor.start(
-            self.actor_ref, self.vhost_name, name, durable, owner, m.auto_delete, m.arguments
+            self.actor_ref,
+            self.vhost_name,
+            name,
+            durable,
+            owner,
+            auto_delete,
+            arguments,
+            self.store if queue_id else None,
+            queue_id,
+            entries,
         )
-        self.queues[name] = QueueInfo(name, durable, owner, m.auto_delete, m.arguments, ref)
+        self.queues[name] = QueueInfo(name, durable, owner, auto_delete, arguments, ref)
+        if owner is not None:
+            self.exclusive.setdefault(owner, set()).add(name)
         post(self.exchanges[""].ref, AddBinding(ref, name, {}, None, None))
-        self._reply(req, spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=0))
 
     def _forward(self, info: QueueInfo, req: Any) -> None:
         if info.deleting:
@@ -413,11 +615,11 @@ class VhostActor(LoopActor):
             post(info.ref, req)
 
     def _forward_to_queue(self, req: Request) -> None:
-        self._forward(self._queue_or_404(req.method.queue, req.connection_id), req)
+        self._forward(self._queue(req.method.queue, req), req)
 
     def _add_consumer(self, add: AddConsumer) -> None:
         try:
-            info = self._queue_or_404(add.queue, add.connection_id)
+            info = self._queue(add.queue, add)
         except AMQPError as error:
             post(add.channel, Reply(error=error.at(60, 20)))
             return
@@ -425,11 +627,11 @@ class VhostActor(LoopActor):
 
     def _queue_delete(self, req: Request) -> None:
         m: spec.QueueDelete = req.method  # type: ignore[assignment]
-        info = self.queues.get(m.queue)
+        info = self.queues.get(strip_cr_lf(m.queue))
         if info is None:
             self._reply(req, spec.QueueDeleteOk(message_count=0))
             return
-        self._check_exclusive(info, req.connection_id)
+        self._check_exclusive(info, req)
         if info.deleting:
             info.parked.append(req)
             return
@@ -450,22 +652,22 @@ class VhostActor(LoopActor):
             self.on_receive(req)
 
     def _forget_queue(self, info: QueueInfo) -> None:
+        """A queue is gone: drop its bindings everywhere; auto-delete sources left unused."""
         del self.queues[info.name]
-        sources = {""}
-        for binding in list(self.bindings):
-            if binding.dest_kind == "queue" and binding.dest == info.name:
-                del self.bindings[binding]
-                sources.add(binding.source)
-        for source in sources:
-            exchange = self.exchanges.get(source)
-            if exchange is not None:
-                post(exchange.ref, RemoveDestination(info.ref))
-        self._auto_delete_exchanges(sources - {""})
+        if info.exclusive_owner is not None:
+            owned = self.exclusive.get(info.exclusive_owner)
+            if owned is not None:
+                owned.discard(info.name)
+                if not owned:
+                    del self.exclusive[info.exclusive_owner]
+        sources = {b.source for b in self.bindings.remove_destination("queue", info.name)}
+        for source in sources | {""}:
+            post(self.exchanges[source].ref, RemoveDestination(info.ref))
+        self._auto_delete_exchanges(sources)
 
     def _connection_closed(self, msg: ConnectionClosed) -> None:
-        for info in list(self.queues.values()):
-            if info.exclusive_owner == msg.connection_id:
-                self._request(Request(spec.QueueDelete(queue=info.name), None, msg.connection_id))
+        for name in sorted(self.exclusive.get(msg.connection_id, ())):
+            self._request(Request(spec.QueueDelete(queue=name), None, msg.connection_id))
 
     def _actor_failed(self, msg: ActorFailed) -> None:
         for info in list(self.queues.values()):
@@ -476,6 +678,46 @@ class VhostActor(LoopActor):
             if exchange.ref == msg.ref:
                 log.error("exchange %r failed and was removed: %r", exchange.name, msg.exception)
                 self._delete_exchange(exchange)
+
+    # ----- introspection
+
+    def consistency_problems(self) -> list[str]:
+        """Where the binding index, the exchange routers and the topology disagree.
+
+        Meaningful once the exchange actors have handled what the vhost told them (ask each
+        of them something first); an empty list means everything agrees.
+        """
+        problems = self.bindings.problems()
+        refs: dict[tuple[str, str], ActorRef[Any]] = {
+            **{("queue", name): q.ref for name, q in self.queues.items()},
+            **{("exchange", name): x.ref for name, x in self.exchanges.items()},
+        }
+        for name, info in self.exchanges.items():
+            expected = set()
+            if name == "":
+                expected = {(q.ref, q.name, freeze({})) for q in self.queues.values()}
+            for b in self.bindings.from_source(name):
+                ref = refs.get((b.dest_kind, b.dest))
+                if ref is None:
+                    problems.append(f"binding to a missing {b.dest_kind}: {b}")
+                expected.add((ref, b.routing_key, b.arguments))
+            actual = {(b.dest, b.routing_key, b.arguments) for b in info.node.router.bindings()}
+            if expected != actual:
+                problems.append(
+                    f"exchange {name!r}: index has {len(expected - actual)} bindings its router "
+                    f"lacks, router has {len(actual - expected)} the index lacks"
+                )
+            bound_exchanges = {d for d, _, _ in actual if d.actor_class is ExchangeActor}
+            if info.node.exchange_dests != bound_exchanges:
+                problems.append(f"exchange {name!r}: wrong exchange destinations")
+            if self.topology.get(name) is not info.node:
+                problems.append(f"exchange {name!r} is not in the topology")
+        if len(self.topology) != len(self.exchanges):
+            problems.append(f"topology has {len(self.topology)} exchanges")
+        for key in self.bindings:
+            if key.source not in self.exchanges:
+                problems.append(f"binding from a missing exchange: {key}")
+        return problems
 
     def describe(self) -> dict[str, Any]:
         """Declarations for the admin: exchanges, queues (with actor URNs) and bindings."""
@@ -515,37 +757,3 @@ class VhostActor(LoopActor):
                 for b in self.bindings
             ],
         }
-
-
-EQUIVALENCE_ARGS = frozenset(
-    {
-        "alternate-exchange",
-        "x-message-ttl",
-        "x-expires",
-        "x-dead-letter-exchange",
-        "x-dead-letter-routing-key",
-        "x-max-length",
-        "x-max-length-bytes",
-        "x-max-priority",
-        "x-overflow",
-        "x-queue-mode",
-        "x-queue-type",
-        "x-single-active-consumer",
-    }
-)
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "none"
-    return f"the value '{_fmt(value)}' of type '{_amqp_type_name(value)}'"
-
-
-def _amqp_type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "long"
-    if isinstance(value, str | bytes):
-        return "longstr"
-    return type(value).__name__

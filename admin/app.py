@@ -134,7 +134,7 @@ class AdminApp:
             body = {"error": "Object Not Found", "reason": "Not Found"}
         else:
             body = {"error": error.status_line, "reason": str(error.body)}
-        return json.dumps(body)
+        return json.dumps(body, separators=(",", ":"))
 
     def route(
         self, path: str, method: str, handler: Callable[..., Any], *, auth: bool = True
@@ -256,6 +256,7 @@ class AdminApp:
         r("/api/definitions/<vhost>", "GET", self.get_vhost_definitions)
         r("/api/definitions/<vhost>", "POST", self.post_definitions)
         r("/api/actors", "GET", lambda: self.records().actors())
+        r("/api/dashboard", "GET", lambda: self.records().dashboard(self.port))
         r("/api/actors/<urn>", "GET", self.get_actor)
 
     # ----- page and metrics

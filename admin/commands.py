@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from actors import runtime
 from actors.messages import GetResult, Reply, Request, Settle
 from actors.runtime import Describe, LoopActor, LoopActorRef, post
-from actors.vhost import VhostActor
 from wire import spec
 
 if TYPE_CHECKING:
@@ -234,8 +233,7 @@ class Commands:
 
         async def apply() -> list[str]:
             for name in vhosts:
-                if name not in self.broker.vhosts:
-                    self.broker.vhosts[name] = VhostActor.start(name)
+                self.broker.add_vhost(name)
             errors: list[str] = []
             for what, where, method in declarations:
                 try:

@@ -42,6 +42,15 @@ def _details(record: dict[str, Any], name: str, value: float, rate: float) -> No
     record[f"{name}_details"] = {"rate": round(rate, 2)}
 
 
+def _counts(described: Mapping[str, Any]) -> dict[str, int]:
+    """RabbitMQ's ``message_stats`` names for the totals a queue or channel describes."""
+    return {
+        "publish": described.get("published", 0),
+        "deliver_get": described.get("delivered", 0),
+        "ack": described.get("acked", 0),
+    }
+
+
 def password_hash(user: str, password: str) -> str:
     """RabbitMQ's ``rabbit_password_hashing_sha256``: base64(salt + sha256(salt + password)).
 
@@ -72,6 +81,7 @@ class Records:
         self._channel_conn: dict[str, ConnectionState] = {
             urn: conn for conn in snap.connections for urn in conn.channels.values()
         }
+        self._all: dict[str, list[dict[str, Any]]] = {}  # queues/consumers of every vhost
 
     # ----- helpers
 
@@ -132,9 +142,8 @@ class Records:
         totals = {"publish": closed.published, "deliver_get": closed.delivered, "ack": closed.acked}
         for _, described in self.snap.of_kind("channel"):
             if described:
-                totals["publish"] += described.get("published", 0)
-                totals["deliver_get"] += described.get("delivered", 0)
-                totals["ack"] += described.get("acked", 0)
+                for name, value in _counts(described).items():
+                    totals[name] += value
         return totals
 
     def overview(self, admin_port: int) -> dict[str, Any]:
@@ -245,14 +254,7 @@ class Records:
                     "transactional",
                 ):
                     record[field] = d.get(field)
-                record["message_stats"] = self._stats(
-                    ("channel", info.urn),
-                    {
-                        "publish": d.get("published", 0),
-                        "deliver_get": d.get("delivered", 0),
-                        "ack": d.get("acked", 0),
-                    },
-                )
+                record["message_stats"] = self._stats(("channel", info.urn), _counts(d))
             out.append(record)
         out.sort(key=lambda r: r["name"])
         return out
@@ -282,12 +284,16 @@ class Records:
 
     def queues(self, vhost: str | None = None) -> list[dict[str, Any]]:
         """``GET /api/queues[/{vhost}]``."""
+        if vhost is None and "queues" in self._all:
+            return self._all["queues"]
         conn_names = {c.id: c.name for c in self.snap.connections}
         out = []
         for vname, described in self._vhost_views(vhost):
             for q in described.get("queues", ()):
                 out.append(self._queue(vname, q, conn_names))
         out.sort(key=lambda r: (r["vhost"], r["name"]))
+        if vhost is None:
+            self._all["queues"] = out
         return out
 
     def _queue(
@@ -323,14 +329,7 @@ class Records:
             record["exclusive_consumer_tag"] = next(
                 (c["consumer_tag"] for c in consumers if c.get("exclusive")), None
             )
-            record["message_stats"] = self._stats(
-                key,
-                {
-                    "publish": d.get("published", 0),
-                    "deliver_get": d.get("delivered", 0),
-                    "ack": d.get("acked", 0),
-                },
-            )
+            record["message_stats"] = self._stats(key, _counts(d))
         record["mailbox"] = self._mailbox(urn)
         return record
 
@@ -393,6 +392,8 @@ class Records:
 
     def consumers(self, vhost: str | None = None) -> list[dict[str, Any]]:
         """``GET /api/consumers[/{vhost}]``."""
+        if vhost is None and "consumers" in self._all:
+            return self._all["consumers"]
         out = []
         for vname, described in self._vhost_views(vhost):
             for q in described.get("queues", ()):
@@ -411,6 +412,8 @@ class Records:
                             "activity_status": "up",
                         }
                     )
+        if vhost is None:
+            self._all["consumers"] = out
         return out
 
     def vhosts(self, vhost: str | None = None) -> list[dict[str, Any]]:
@@ -522,3 +525,15 @@ class Records:
     def actors(self) -> list[dict[str, Any]]:
         """``GET /api/actors``: every live actor, its mailbox and whom it sends to."""
         return [self.actor(info) for info in self.snap.actors]
+
+    def dashboard(self, admin_port: int) -> dict[str, Any]:
+        """``GET /api/dashboard``: everything the page shows, from this one snapshot."""
+        return {
+            "overview": self.overview(admin_port),
+            "queues": self.queues(),
+            "connections": self.connections(),
+            "channels": self.channels(),
+            "exchanges": self.exchanges(),
+            "consumers": self.consumers(),
+            "actors": self.actors(),
+        }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
@@ -32,6 +33,13 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a failed request (a client that hung up at debug level) instead of printing it."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            log.debug("admin client %s went away", client_address)
+        else:
+            log.warning("admin request from %s failed", client_address, exc_info=True)
 
 
 class _IPv6ThreadingWSGIServer(_ThreadingWSGIServer):

@@ -19,6 +19,7 @@ from actors.vhost import VhostActor
 from dispatchd.config import Settings, user_list
 
 if TYPE_CHECKING:
+    from store.recovery import Recovered
     from wire.protocol import AMQPProtocol
 
 log = logging.getLogger("dispatchd.broker")
@@ -37,8 +38,15 @@ CAPABILITIES: dict[str, bool] = {
 class Broker:
     """Everything a connection needs to find: users, vhosts, and the other connections."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ActorRef[Any] | None = None,
+        recovered: Recovered | None = None,
+    ) -> None:
         self.settings = settings
+        self.store = store
+        self.recovered = recovered
         self.users: dict[str, str] = {"guest": "guest"}
         self.loopback_users = user_list(settings.loopback_users)
         self.vhosts: dict[str, ActorRef[Any]] = {}
@@ -49,7 +57,15 @@ class Broker:
 
     def start(self) -> None:
         """Start the actors every broker has (the default vhost). Call on the loop thread."""
-        self.vhosts["/"] = VhostActor.start("/")
+        self.vhosts["/"] = VhostActor.start("/", self.store, self.recovered)
+        self.recovered = None  # handed over; the vhost keeps what it needs
+
+    def add_vhost(self, name: str) -> ActorRef[Any]:
+        """The vhost called ``name``, started now if it does not exist (definitions import)."""
+        ref = self.vhosts.get(name)
+        if ref is None:
+            ref = self.vhosts[name] = VhostActor.start(name, self.store, None)
+        return ref
 
     def check_password(self, user: str, password: str) -> bool:
         """Whether the credentials match a known user."""

@@ -13,9 +13,13 @@ import uvloop
 
 import admin
 from actors import runtime
+from actors.content import continue_store_ids
 from dispatchd import __version__
 from dispatchd.broker import Broker
 from dispatchd.config import Settings, load_settings
+from store import database, recovery
+from store.actor import StoreActor
+from store.database import StoreError
 from wire.protocol import AMQPProtocol
 
 log = logging.getLogger("dispatchd")
@@ -32,7 +36,14 @@ async def serve(settings: Settings, started: asyncio.Event | None = None) -> Non
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SystemExit(f"dispatchd: cannot create data dir {data_dir}: {exc}") from exc
-    broker = Broker(settings)
+    try:
+        db = database.connect(settings.store or str(data_dir))
+        recovered = recovery.load(db)
+    except StoreError as exc:
+        raise SystemExit(f"dispatchd: {exc}") from exc
+    continue_store_ids(recovered.max_message_id)
+    store = StoreActor.start(db, loop)
+    broker = Broker(settings, store, recovered)
     broker.start()
     try:
         server = await loop.create_server(
@@ -58,7 +69,7 @@ async def serve(settings: Settings, started: asyncio.Event | None = None) -> Non
         log.info("admin page and management API on %s", admin_server.url)
     else:
         log.info("admin page off (--admin-port 0)")
-    log.info("data dir %s", data_dir)
+    log.info("data dir %s (store: %s)", data_dir, settings.store or data_dir / "dispatchd.db")
     log.info(
         "limits: frame_max %d, channel_max %d, heartbeat %ds",
         settings.frame_max,
@@ -74,6 +85,8 @@ async def serve(settings: Settings, started: asyncio.Event | None = None) -> Non
         await asyncio.to_thread(admin_server.stop)
     await broker.close_all("shutdown", SHUTDOWN_GRACE)
     await asyncio.gather(*runtime.stop_all(), return_exceptions=True)
+    await asyncio.to_thread(store.stop)  # the store's inbox drains and commits first
+    db.close()
     runtime.unbind_loop()
     log.info("stopped")
 

@@ -35,6 +35,10 @@ class Settings:
         default="guest",
         metadata={"help": "users who may only connect from loopback (comma-separated; '' = none)"},
     )
+    store: str = field(
+        default="",
+        metadata={"help": "database: '' = SQLite in the data dir, or a postgresql:// URL"},
+    )
     config: str = field(default="", metadata={"help": "TOML file with any of these settings"})
 
 

@@ -158,6 +158,10 @@ def _sql(query: pw.Query) -> str:
 class StoreActor(pykka.ThreadingActor):
     """Owns the database connection; batches every write it is told into group commits."""
 
+    # A start-up failure must not leave the process hanging on this thread; a clean shutdown
+    # stops the actor explicitly (its inbox drains and commits first).
+    use_daemon_thread = True
+
     def __init__(self, db: pw.Database, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self.db = db

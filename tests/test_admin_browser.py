@@ -62,7 +62,8 @@ QUEUE_CELLS = """
 const row = document.querySelector(`#queues tr[data-queue="${arguments[0]}"]`);
 if (!row) return null;
 const cell = (cls) => row.querySelector(`td.${cls}`).textContent.trim();
-return {ready: cell("ready"), depth: cell("mailbox-depth"), handled: cell("mailbox-handled")};
+return {ready: cell("ready"), depth: cell("mailbox-depth"), handled: cell("mailbox-handled"),
+        publish: cell("publish")};
 """
 MAILBOX_DEPTHS = """
 return Array.from(document.querySelectorAll('#mailboxes tbody tr')).map((tr) => ({
@@ -133,14 +134,19 @@ def test_page_follows_the_broker(
     for thread in publishers:
         thread.start()
     try:
+        publish = "return document.querySelector('[data-card=\"Publish\"] .value').textContent"
+        eventually(lambda: page_state(browser, publish) != "0/s", "a publish rate", WAIT)
+        eventually(
+            lambda: page_state(browser, QUEUE_CELLS, f"//{busy}")["publish"] != "0/s",
+            "the queue's publish rate",
+            WAIT,
+        )
         waiting = eventually(
             lambda: [m for m in page_state(browser, MAILBOX_DEPTHS) if m["depth"] > 0],
             "a mailbox with messages waiting",
             WAIT * 2,
         )
         assert all(m["age"] != "0" for m in waiting)
-        publish = "return document.querySelector('[data-card=\"Publish\"] .value').textContent"
-        eventually(lambda: page_state(browser, publish) != "0/s", "a publish rate", WAIT)
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "admin.png"))
     finally:

@@ -1,7 +1,9 @@
 """Pure routing logic of the exchange types, one router per exchange, no actors and no I/O.
 
 An ``ExchangeActor`` owns one router: ``router_for(exchange_type)`` makes it, ``bind`` and
-``unbind`` keep its bindings, ``route`` answers where a message goes.
+``unbind`` keep its bindings, ``route`` answers where a message goes. The vhost keeps every
+binding by name in a ``BindingIndex``; ``terms`` knows how RabbitMQ names and prints field
+values in its error texts.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from .base import (
 from .direct import DirectRouter
 from .fanout import FanoutRouter
 from .headers import HeadersRouter
+from .index import BindingIndex, BindingKey, DestKind
 from .topic import TopicRouter
 
 __all__ = [
     "ROUTERS",
     "Binding",
+    "BindingIndex",
+    "BindingKey",
+    "DestKind",
     "DestinationSet",
     "DirectRouter",
     "FanoutRouter",

@@ -18,11 +18,11 @@ Semantics follow RabbitMQ's ``rabbit_exchange_type_headers.erl`` (3.x):
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from .base import Binding, DestinationSet, FrozenTable, Router, RoutingArgumentError, typed_key
+from .terms import as_binary, erlang_repr, field_type
 
 __all__ = ["HeadersRouter", "X_MATCH_MODES", "values_equal"]
 
@@ -51,71 +51,10 @@ def values_equal(wanted: Any, actual: Any) -> bool:
     if isinstance(wanted, (int, float)) and isinstance(actual, (int, float)):
         return wanted == actual
     if isinstance(wanted, (str, bytes)) and isinstance(actual, (str, bytes, bytearray)):
-        return _binary(wanted) == _binary(actual)
+        return as_binary(wanted) == as_binary(actual)
     if isinstance(wanted, Decimal) and isinstance(actual, Decimal):
         return wanted.as_tuple() == actual.as_tuple()
     return typed_key(wanted) == typed_key(actual)
-
-
-def _binary(value: str | bytes | bytearray) -> bytes:
-    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else bytes(value)
-
-
-# wire.fields decodes the field types plain Python cannot tell apart into marker subclasses;
-# only their names are needed here, for RabbitMQ's error text.
-_MARKER_TYPES = {
-    "Int8": "byte", "UInt8": "unsignedbyte", "Int16": "short", "UInt16": "unsignedshort",
-    "Int32": "signedint", "UInt32": "unsignedint", "Int64": "long", "Float32": "float",
-    "Timestamp": "timestamp", "ByteArray": "binary",
-}  # fmt: skip
-
-
-def _amqp_type(value: Any) -> str:
-    """The field type RabbitMQ would name for a decoded value (``rabbit_binary_parser``)."""
-    marker = _MARKER_TYPES.get(type(value).__name__)
-    if marker is not None:
-        return marker
-    if value is None:
-        return "void"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "signedint" if -(2**31) <= value < 2**31 else "long"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, Decimal):
-        return "decimal"
-    if isinstance(value, (str, bytes)):
-        return "longstr"
-    if isinstance(value, Mapping):
-        return "table"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    if isinstance(value, datetime):
-        return "timestamp"
-    return type(value).__name__
-
-
-def _erlang_repr(value: Any) -> str:
-    """Roughly how Erlang's ``~tp`` prints a decoded value."""
-    if value is None:
-        return "undefined"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (bytes, str)):
-        raw = _binary(value)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return "<<" + ",".join(str(b) for b in raw) + ">>"
-        if not text.isprintable():
-            return "<<" + ",".join(str(b) for b in raw) + ">>"
-        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-        return f'<<"{escaped}">>' if text.isascii() else f'<<"{escaped}"/utf8>>'
-    if isinstance(value, Decimal):
-        scale = max(0, -int(value.as_tuple().exponent))
-        return f"{{{scale},{int(value.scaleb(scale))}}}"
-    return repr(value)
 
 
 def _is_x_name(name: str | bytes) -> bool:
@@ -175,13 +114,13 @@ class HeadersRouter(Router):
         if isinstance(mode, str) or type(mode) is bytes:
             if mode not in X_MATCH_MODES:
                 raise RoutingArgumentError(
-                    f"Invalid x-match field value {_erlang_repr(mode)}; "
+                    f"Invalid x-match field value {erlang_repr(mode)}; "
                     "expected all, any, all-with-x, or any-with-x"
                 )
             return
         raise RoutingArgumentError(
-            f"Invalid x-match field type {_amqp_type(mode)} "
-            f"(value {_erlang_repr(mode)}); expected longstr"
+            f"Invalid x-match field type {field_type(mode)} "
+            f"(value {erlang_repr(mode)}); expected longstr"
         )
 
     def _add(self, binding: Binding) -> None:
