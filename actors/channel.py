@@ -115,7 +115,7 @@ class ChannelActor(LoopActor):
             supervisor=connection,
         )
         self.link = link
-        self.user: str = getattr(link, "user", "")
+        self.user = link.user
         self.number = number
         self.vhost = vhost
         self.connection_id = connection_id
@@ -180,7 +180,7 @@ class ChannelActor(LoopActor):
             spec.ExchangeDelete: self._request,
             spec.ExchangeBind: self._request,
             spec.ExchangeUnbind: self._request,
-            spec.QueueDeclare: self._request,  # passive '' is the queue '', not the last one
+            spec.QueueDeclare: self._queue_declare,
             spec.QueueBind: self._queue_request,
             spec.QueueUnbind: self._queue_request,
             spec.QueuePurge: self._queue_request,
@@ -279,7 +279,9 @@ class ChannelActor(LoopActor):
         ref, internal = cached
         if internal:
             raise AMQPError(
-                403, f"cannot publish to internal exchange '{message.exchange}' in vhost '/'"
+                403,
+                f"cannot publish to internal exchange '{message.exchange}' "
+                f"in vhost '{self.link.vhost}'",
             )
         raw = message.raw_properties
         if len(raw) > 1 and raw[1] & 0x10:  # the user-id property flag
@@ -316,7 +318,9 @@ class ChannelActor(LoopActor):
             return
         if msg.ref is None:
             self.pending.popleft()
-            self._close_with(AMQPError(404, f"no exchange '{msg.name}' in vhost '/'", 60, 40))
+            self._close_with(
+                AMQPError(404, f"no exchange '{msg.name}' in vhost '{self.link.vhost}'", 60, 40)
+            )
             return
         self.exchanges[msg.name] = (msg.ref, msg.internal)
         self._process()
@@ -705,9 +709,18 @@ class ChannelActor(LoopActor):
         post(self.vhost, Request(method, self.actor_ref, self.connection_id))
         self.waiting = True
 
+    def _queue_declare(self, m: spec.QueueDeclare) -> None:
+        """A passive declare of '' names the queue '' (not the last one, as RabbitMQ); a
+        no-wait declare of a named queue still makes it the channel's last declared queue."""
+        if m.no_wait and m.queue:
+            self.last_queue = m.queue.replace("\r", "").replace("\n", "")
+        self._request(m)
+
     def _queue_request(self, m: Any) -> None:
         if not m.queue:
             m.queue = self._queue_name("")
+            if isinstance(m, spec.QueueBind | spec.QueueUnbind) and not m.routing_key:
+                m.routing_key = m.queue  # RabbitMQ binds with the queue's name then
         self._request(m)
 
     def _on_reply(self, msg: Reply) -> None:

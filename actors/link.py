@@ -12,10 +12,15 @@ class Link(Protocol):
 
     frame_max: int
     connection_name: str
+    user: str  # the authenticated user
+    vhost: str  # the vhost the connection opened
     writable: bool  # False while the socket's write buffer is above its high-water mark
 
     def write(self, data: bytes) -> None:
         """Queue encoded frames; they go out once per loop turn."""
+
+    def channel_closing(self, channel: int) -> None:
+        """The server closed the channel: the client's close-ok will free its number."""
 
     def channel_closed(self, channel: int) -> None:
         """The channel's number is free again (after channel.close-ok either way)."""
