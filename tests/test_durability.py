@@ -5,12 +5,11 @@ from __future__ import annotations
 import random
 import threading
 import time
-from pathlib import Path
 
 import pika
 import pytest
 
-from tests.conftest import BrokerProcess, free_port
+from tests.conftest import BrokerProcess
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
@@ -135,8 +134,10 @@ def publish_until_killed(port: int, confirmed: list[int], stop: threading.Event)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_kill_9_keeps_every_confirmed_message_once_in_order(tmp_path: Path, seed: int) -> None:
-    broker = BrokerProcess(free_port(), tmp_path / "data", tmp_path / "broker.log").start()
+def test_kill_9_keeps_every_confirmed_message_once_in_order(
+    fresh_broker: BrokerProcess, seed: int
+) -> None:
+    broker = fresh_broker
     conn = broker.connect()
     ch = conn.channel()
     ch.queue_declare("crash", durable=True)
@@ -164,7 +165,6 @@ def test_kill_9_keeps_every_confirmed_message_once_in_order(tmp_path: Path, seed
     ch = conn.channel()
     bodies = [b for b, _ in drain(ch, "crash")]
     conn.close()
-    broker.stop()
     numbers = [int(b) for b in bodies]
     assert numbers == sorted(set(numbers)), "duplicates or disorder after recovery"
     assert numbers[: len(confirmed)] == confirmed, "a confirmed message was lost"
