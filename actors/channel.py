@@ -29,6 +29,7 @@ from pykka import ActorRef
 
 from actors.consumer import ConsumerActor
 from actors.content import Message
+from actors.distribution import sender_selected
 from actors.link import Link
 from actors.messages import (
     Accepted,
@@ -284,12 +285,8 @@ class ChannelActor(LoopActor):
                 f"in vhost '{self.link.vhost}'",
             )
         raw = message.raw_properties
-        if len(raw) > 1 and raw[1] & 0x10:  # the user-id property flag
-            user_id = message.properties.user_id
-            if user_id != self.user:
-                user = self.user
-                text = f"user_id property set to '{user_id}' but authenticated user was '{user}'"
-                raise AMQPError(406, text)
+        if len(raw) > 1 and (raw[0] & 0x20 or raw[1] & 0x10):  # headers, user-id flags
+            message = self._checked(message)
         self.publish_count += 1
         batches = self.tx_publishes if self.transactional else self.batches
         batch = batches.get(ref)
@@ -302,6 +299,20 @@ class ChannelActor(LoopActor):
             self.unconfirmed[seq] = -1
             batch[1].append(seq)
         return True
+
+    def _checked(self, message: Message) -> Message:
+        """A publish with headers or a user-id: checked as RabbitMQ does (user-id, then the
+        CC/BCC headers), and the message to route (with BCC gone)."""
+        raw = message.raw_properties
+        if raw[1] & 0x10:
+            user_id = message.properties.user_id
+            if user_id != self.user:
+                user = self.user
+                text = f"user_id property set to '{user_id}' but authenticated user was '{user}'"
+                raise AMQPError(406, text)
+        if raw[0] & 0x20:
+            message = sender_selected(message)
+        return message
 
     def _flush_publishes(self) -> None:
         if not self.batches:

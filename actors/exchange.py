@@ -52,10 +52,15 @@ class ExchangeNode:
         self.exchange_dests: set[ActorRef[Any]] = set()  # bound exchanges (the rest are queues)
 
     def route(self, message: Message) -> set[ActorRef[Any]]:
-        """The destinations (queues and exchanges) this exchange's own bindings match."""
-        return self.router.route(
-            message.routing_key, message.headers if self.uses_headers else None
-        )
+        """The destinations (queues and exchanges) this exchange's own bindings match, for
+        every routing key of the message (CC and BCC add keys: see actors/distribution.py)."""
+        headers = message.headers if self.uses_headers else None
+        if type(message) is Message:
+            return self.router.route(message.routing_key, headers)
+        dests: set[ActorRef[Any]] = set()
+        for key in message.keys:  # type: ignore[attr-defined]
+            dests |= self.router.route(key, headers)
+        return dests
 
     def __repr__(self) -> str:
         return f"<ExchangeNode {self.name!r} {self.type_name}>"
@@ -158,7 +163,10 @@ class ExchangeActor(LoopActor):
         returned: list[Message] = []
         routed: list[tuple[int, int]] = []
         for i, message in enumerate(msg.messages):
-            dests = route(message.routing_key, message.headers if uses_headers else None)
+            if type(message) is Message:
+                dests = route(message.routing_key, message.headers if uses_headers else None)
+            else:  # several routing keys (CC/BCC)
+                dests = node.route(message)
             if (exchange_dests and not exchange_dests.isdisjoint(dests)) or (
                 alternate is not None and not dests
             ):

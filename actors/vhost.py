@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pykka import ActorRef
 
+from actors.arguments import argument_error, dead_letter_exchange_error
 from actors.content import Entry
 from actors.exchange import ExchangeActor, ExchangeNode, Topology
 from actors.messages import (
@@ -571,6 +572,7 @@ class VhostActor(LoopActor):
             self._assert_args("queue", name, QUEUE_EQUIVALENCE_ARGS, m.arguments, info.arguments)
             self._forward(info, req)
             return
+        self._check_arguments(name, m.arguments)
         queue_id = next(_queue_ids) if durable and self.store is not None else 0
         self._start_queue(name, durable, owner, m.auto_delete, m.arguments, queue_id, [])
         ok = spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=0)
@@ -580,6 +582,18 @@ class VhostActor(LoopActor):
             )
         else:
             self._reply(req, ok)
+
+    def _check_arguments(self, name: str, arguments: dict[str, Any]) -> None:
+        """406 for a new queue's first invalid argument, in RabbitMQ's order and words."""
+        where = self._where("queue", name)
+        dlx_type = dead_letter_exchange_error(arguments)
+        if dlx_type is not None:
+            raise AMQPError(
+                406, f"invalid type '{dlx_type}' for arg 'x-dead-letter-exchange' in {where}"
+            )
+        error = argument_error(arguments)
+        if error is not None:
+            raise AMQPError(406, f"invalid arg '{error[0]}' for {where}: {error[1]}")
 
     def _start_queue(
         self,

@@ -29,7 +29,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     ),
     "header_amqp_0_8": "AMQP 0-8 clients are refused with our 0-9-1 header (RabbitMQ speaks 0-8)",
     "queue_dead_letter_on_reject": EXTENSIONS,
-    "queue_invalid_arguments": EXTENSIONS,
     "queue_max_length_drop_head": EXTENSIONS,
     "queue_max_length_reject_publish": EXTENSIONS,
     "queue_message_ttl": EXTENSIONS,
