@@ -45,7 +45,17 @@ from actors.messages import (
     WindowWanted,
 )
 from actors.runtime import LoopActor, post
-from store.actor import DeleteQueue, MarkDelivered, StoreMessages, UnstoreMessages
+from store.actor import (
+    DeleteQueue,
+    Loaded,
+    LoadMessages,
+    MarkDelivered,
+    Stored,
+    StoreFailed,
+    StoreMessages,
+    UnstoreMessages,
+)
+from store.paging import DEFAULT_MEMORY_LIMIT, LOAD_BATCH, Backlog, restore
 from wire import spec
 from wire.errors import AMQPError
 
@@ -116,6 +126,7 @@ class QueueActor(LoopActor):
         store: ActorRef[Any] | None = None,
         queue_id: int = 0,
         recovered: list[Entry] | None = None,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         super().__init__(name=name, owner=vhost_name, supervisor=vhost)
         self.vhost = vhost
@@ -125,12 +136,24 @@ class QueueActor(LoopActor):
         self.arguments = arguments
         self.store = store if durable else None
         self.queue_id = queue_id
-        self.ready: deque[Entry] = deque(recovered or ())
+        self.ready: deque[Entry] = deque()
         self.requeued: list[Entry] = []  # heap by position, merged ahead of `ready`
+        # Paging (durable queues): ready = loading < backlog < spill in position order.
+        # `spill` holds entries past the limit until their commit (Stored) pages them into
+        # `backlog`; `loading` is what a LoadMessages in flight is reading back.
+        self.limit = UNLIMITED if self.store is None else max(memory_limit, 1)
+        self.spill: deque[Entry] = deque()
+        self.backlog = Backlog()
+        self.loading: list[Any] | None = None
+        self.load_token = 0
+        self.paging = False  # spill, backlog or loading is not empty
+        self.waiting_gets: list[tuple[spec.BasicGet, ActorRef[Any]]] = []
+        self._recover(recovered or [])
         self.unacked: dict[int, tuple[Entry, ConsumerRecord | None]] = {}
         self.consumers: dict[ActorRef[Any], ConsumerRecord] = {}
         self.rotation: deque[ConsumerRecord] = deque()
-        self.next_id = self.ready[-1].id + 1 if self.ready else 1
+        last = self.backlog.positions[-1] if len(self.backlog) else 0
+        self.next_id = max(last, self.ready[-1].id if self.ready else 0) + 1
         self.had_consumer = False
         self.deleted = False
         self.windowed = 0  # how many consumers are windowed (global prefetch on their channel)
@@ -145,6 +168,9 @@ class QueueActor(LoopActor):
             AddConsumer: self._add_consumer,
             CancelConsumer: self._cancel_consumer,
             Request: self._request,
+            Stored: self._paged_out,
+            StoreFailed: self._store_failed,
+            Loaded: self._loaded,
         }
 
     def on_receive(self, message: Any) -> None:  # noqa: D102
@@ -155,33 +181,123 @@ class QueueActor(LoopActor):
     @property
     def message_count(self) -> int:
         """Messages ready for delivery (not counting unacknowledged ones)."""
-        return len(self.ready) + len(self.requeued)
+        count = len(self.ready) + len(self.requeued)
+        if self.paging:
+            count += len(self.spill) + len(self.backlog) + len(self.loading or ())
+        return count
+
+    @property
+    def in_memory(self) -> int:
+        """Ready messages whose bodies this queue holds (paged ones are only in the store)."""
+        count = len(self.ready) + len(self.requeued) + len(self.spill)
+        loading = self.loading or ()
+        return count + len(self.backlog.whole) + sum(isinstance(e, Entry) for e in loading)
 
     # ----- publishing and delivery
 
     def _enqueue(self, msg: Enqueue) -> None:
         next_id = self.next_id
-        append = self.ready.append
+        ready = self.ready
         rows: list[tuple[int, Any]] = []
         store = self.store
+        spilled = self.paging
+        room = self.limit - len(ready)
         for message in msg.messages:
-            append(Entry(next_id, message))
+            if spilled or room <= 0:  # past the limit: paged out once committed
+                spilled = True
+                self.spill.append(Entry(next_id, message))
+            else:
+                room -= 1
+                ready.append(Entry(next_id, message))
             if store is not None and message.persistent:
                 store_id_of(message)
                 rows.append((next_id, message))
             next_id += 1
         self.next_id = next_id
+        self.paging = spilled
         confirm = msg.seqs and msg.reply_to is not None
         if rows:
             assert store is not None
             then = (msg.reply_to, Accepted(msg.seqs)) if confirm else None
-            post(store, StoreMessages(self.queue_id, rows, then))
+            paged = self.actor_ref if spilled else None
+            post(store, StoreMessages(self.queue_id, rows, then, paged))
         elif confirm:
             post(msg.reply_to, Accepted(msg.seqs))
         if self.rotation:
             self._deliver_ready()
 
     # ----- the store (durable queues only)
+
+    def _recover(self, entries: list[Entry]) -> None:
+        """Recovered entries: the first ``limit`` whole ones are ready, the rest paged."""
+        ready, backlog, limit = self.ready, self.backlog, self.limit
+        for entry in entries:
+            message = entry.message
+            if isinstance(message, int):  # recovery left the body in the store
+                backlog.page(entry.id, message, entry.redelivered)
+            elif len(backlog) or len(ready) >= limit:
+                backlog.page(entry.id, message.store_id, entry.redelivered)
+            else:
+                ready.append(entry)
+        self.paging = bool(len(backlog))
+
+    def _paged_out(self, msg: Stored) -> None:
+        """Spilled entries up to ``last_position`` are committed: keep only references."""
+        spill, backlog = self.spill, self.backlog
+        while spill and spill[0].id <= msg.last_position:
+            entry = spill.popleft()
+            if entry.message.store_id and entry.message.persistent:
+                backlog.page(entry.id, entry.message.store_id, entry.redelivered)
+            else:
+                backlog.keep(entry)
+
+    def _store_failed(self, msg: StoreFailed) -> None:
+        """A write or read of ours failed: keep the entries whole (a failed write is not on
+        disk), or give a failed read back to the backlog to be tried again."""
+        request = msg.request
+        if type(request) is StoreMessages:
+            spill, last = self.spill, request.rows[-1][0]
+            while spill and spill[0].id <= last:
+                self.backlog.keep(spill.popleft())
+        elif type(request) is LoadMessages and request.token == self.load_token:
+            self.backlog.put_back(self.loading or [])
+            self.loading = None
+            self.load_token += 1  # the next trigger (a delivery or a get) tries again
+
+    def _refill(self) -> None:
+        """Bring the next entries past the limit into ``ready``: read paged bodies back
+        (asynchronously, through the store) or move spilled entries, which are whole."""
+        backlog = self.backlog
+        if len(backlog):
+            taken, ids = backlog.take(min(LOAD_BATCH, max(self.limit // 2, 1)))
+            if ids:
+                self.loading = taken
+                assert self.store is not None
+                post(self.store, LoadMessages(self.queue_id, ids, self.actor_ref, self.load_token))
+                return
+            self.ready.extend(restore(taken, {})[0])
+        else:
+            spill, ready = self.spill, self.ready
+            while spill and len(ready) < self.limit:
+                ready.append(spill.popleft())
+        self.paging = bool(self.spill or len(backlog))
+
+    def _loaded(self, msg: Loaded) -> None:
+        if msg.token != self.load_token or self.loading is None:
+            return  # purged (or deleted) while it was read
+        entries, missing = restore(self.loading, msg.messages)
+        if missing:
+            log.error("queue %s: %d paged messages missing from the store", self.name, len(missing))
+        self.loading = None
+        self.ready.extend(entries)
+        self.paging = bool(self.spill or len(self.backlog))
+        if self.paging and len(self.ready) < self.limit // 2:
+            self._refill()
+        gets, self.waiting_gets = self.waiting_gets, []
+        for method, reply_to in gets:
+            self._get(method, reply_to)
+        if self.rotation:
+            self._deliver_ready()
 
     def _stored(self, entries: list[Entry]) -> list[tuple[int, int]]:
         """(position, store id) of the entries that are in the store."""
@@ -247,7 +363,12 @@ class QueueActor(LoopActor):
                 self._mark_delivered(entries, record.no_ack)
             if not post(record.ref, Deliver(entries)):
                 self._consumer_gone(record)
-        if self.windowed and not (ready or requeued):
+        if self.paging and self.loading is None and len(ready) < self.limit // 2 + 1:
+            self._refill()
+            if ready and rotation:
+                self._deliver_ready()
+                return
+        if self.windowed and not (ready or requeued) and not self.paging:
             self._return_windows()
 
     def _settle(self, msg: Settle) -> None:
@@ -374,11 +495,8 @@ class QueueActor(LoopActor):
         elif isinstance(method, spec.BasicGet):
             self._get(method, req.reply_to)
         elif isinstance(method, spec.QueuePurge):
-            count = len(self.ready) + len(self.requeued)
-            if self.store is not None:
-                self._unstore([*self.ready, *self.requeued])
-            self.ready.clear()
-            self.requeued.clear()
+            count = self.message_count
+            self._purge()
             post(
                 req.reply_to,
                 Reply(None if method.no_wait else spec.QueuePurgeOk(message_count=count)),
@@ -388,7 +506,33 @@ class QueueActor(LoopActor):
         else:
             raise TypeError(f"queue cannot handle {method.NAME}")
 
+    def _purge(self) -> None:
+        """Drop every ready message (paged ones too) and forget them in the store."""
+        if self.store is not None:
+            loading = self.loading or []
+            whole = [e for e in loading if isinstance(e, Entry)]
+            self._unstore([*self.ready, *self.requeued, *self.spill, *whole])
+            self._unstore(list(self.backlog.whole.values()))
+            paged = self.backlog.stored()
+            paged += [(e[0], e[1]) for e in loading if not isinstance(e, Entry)]
+            if paged:
+                post(self.store, UnstoreMessages(self.queue_id, paged))
+        self.ready.clear()
+        self.requeued.clear()
+        self.spill.clear()
+        self.backlog.clear()
+        self.loading = None
+        self.load_token += 1
+        self.paging = False
+        self._answer_waiting_gets()
+
     def _get(self, method: spec.BasicGet, reply_to: ActorRef[Any]) -> None:
+        if not (self.ready or self.requeued) and self.paging:
+            if self.loading is None:
+                self._refill()
+            if not (self.ready or self.requeued):  # a read from the store is on its way
+                self.waiting_gets.append((method, reply_to))
+                return
         if not (self.ready or self.requeued):
             post(reply_to, GetResult(None, 0, self.actor_ref, method.no_ack))
             return
@@ -398,6 +542,8 @@ class QueueActor(LoopActor):
             self.unacked[entry.id] = (entry, None)
         if self.store is not None:
             self._mark_delivered([entry], method.no_ack)
+            if self.paging and self.loading is None and len(self.ready) < self.limit // 2 + 1:
+                self._refill()
         post(reply_to, GetResult(entry, self.message_count, self.actor_ref, method.no_ack))
 
     def _delete(self, method: spec.QueueDelete, req: Request) -> None:
@@ -426,7 +572,14 @@ class QueueActor(LoopActor):
         else:
             post(self.vhost, outcome)
         self.deleted = True
+        self._answer_waiting_gets()
         self.stop()
+
+    def _answer_waiting_gets(self) -> None:
+        """basic.gets waiting for a read of paged messages: the queue is gone, answer empty."""
+        for method, reply_to in self.waiting_gets:
+            post(reply_to, GetResult(None, 0, self.actor_ref, method.no_ack))
+        self.waiting_gets = []
 
     def on_stop(self) -> None:
         """Publishes still in the mailbox die with the queue; confirm them (as RabbitMQ does
@@ -445,6 +598,8 @@ class QueueActor(LoopActor):
             "arguments": self.arguments,
             "messages_ready": self.message_count,
             "messages_unacknowledged": len(self.unacked),
+            "messages_in_memory": self.in_memory,
+            "memory_limit": self.limit if self.store is not None else None,
             "published": self.next_id - 1,
             "delivered": self.delivered,
             "acked": self.acked,

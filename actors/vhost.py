@@ -52,6 +52,7 @@ from actors.routing import (
 from actors.routing.terms import exactly_equal, field_type, printed
 from actors.runtime import ActorFailed, LoopActor, post
 from store.actor import DeleteExchange, SaveBinding, SaveExchange, SaveQueue, StoreFailed
+from store.paging import DEFAULT_MEMORY_LIMIT
 from wire import spec
 from wire.errors import AMQPError
 
@@ -170,9 +171,11 @@ class VhostActor(LoopActor):
         name: str,
         store: ActorRef[Any] | None = None,
         recovered: Recovered | None = None,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         super().__init__(name=name)
         self.vhost_name = name
+        self.memory_limit = memory_limit  # ready messages a durable queue keeps in memory
         self.store = store  # durable declarations are saved there; None: nothing persists
         self.recovered = recovered
         self.exchanges: dict[str, ExchangeInfo] = {}
@@ -616,6 +619,7 @@ class VhostActor(LoopActor):
             self.store if queue_id else None,
             queue_id,
             entries,
+            self.memory_limit,
         )
         self.queues[name] = QueueInfo(name, durable, owner, auto_delete, arguments, ref)
         if owner is not None:

@@ -57,14 +57,18 @@ class Broker:
 
     def start(self) -> None:
         """Start the actors every broker has (the default vhost). Call on the loop thread."""
-        self.vhosts["/"] = VhostActor.start("/", self.store, self.recovered)
+        self.vhosts["/"] = VhostActor.start(
+            "/", self.store, self.recovered, self.settings.queue_memory_limit
+        )
         self.recovered = None  # handed over; the vhost keeps what it needs
 
     def add_vhost(self, name: str) -> ActorRef[Any]:
         """The vhost called ``name``, started now if it does not exist (definitions import)."""
         ref = self.vhosts.get(name)
         if ref is None:
-            ref = self.vhosts[name] = VhostActor.start(name, self.store, None)
+            ref = self.vhosts[name] = VhostActor.start(
+                name, self.store, None, self.settings.queue_memory_limit
+            )
         return ref
 
     def check_password(self, user: str, password: str) -> bool:

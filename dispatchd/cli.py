@@ -38,7 +38,7 @@ async def serve(settings: Settings, started: asyncio.Event | None = None) -> Non
         raise SystemExit(f"dispatchd: cannot create data dir {data_dir}: {exc}") from exc
     try:
         db = database.connect(settings.store or str(data_dir))
-        recovered = recovery.load(db)
+        recovered = recovery.load(db, settings.queue_memory_limit)
     except StoreError as exc:
         raise SystemExit(f"dispatchd: {exc}") from exc
     continue_store_ids(recovered.max_message_id)

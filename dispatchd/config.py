@@ -35,6 +35,13 @@ class Settings:
         default="guest",
         metadata={"help": "users who may only connect from loopback (comma-separated; '' = none)"},
     )
+    queue_memory_limit: int = field(
+        default=10_000,
+        metadata={
+            "help": "ready persistent messages a durable queue keeps in memory; "
+            "the rest wait in the store"
+        },
+    )
     store: str = field(
         default="",
         metadata={"help": "database: '' = SQLite in the data dir, or a postgresql:// URL"},

@@ -29,6 +29,7 @@ from wire.fields import encode_table
 log = logging.getLogger("dispatchd.store")
 
 Notify = tuple[ActorRef[Any], Any] | None
+_LOAD_CHUNK = 500  # ids per SELECT ... IN (...) (well under every database's parameter limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,33 @@ class StoreMessages:
     queue_id: int
     rows: list[tuple[int, Message]]
     then: Notify = None
+    stored: ActorRef[Any] | None = None  # told Stored (or StoreFailed) too: it pages them out
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """Told to a StoreMessages' ``stored``: its rows up to ``last_position`` are committed."""
+
+    queue_id: int
+    last_position: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoadMessages:
+    """Read paged-out messages back by store id; answered at once with Loaded (or StoreFailed)."""
+
+    queue_id: int
+    store_ids: list[int]
+    reply_to: ActorRef[Any]
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """The messages a LoadMessages asked for, by store id (absent ones are not in the store)."""
+
+    token: int
+    messages: dict[int, Message]
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,20 +226,49 @@ class StoreActor(pykka.ThreadingActor):
         }
 
     def on_receive(self, message: Any) -> None:  # noqa: D102
+        if type(message) is LoadMessages:
+            self._load(message)
+        else:
+            self._collect(message)
+        if self.batch.requests and self.actor_inbox.empty():
+            self._commit()
+
+    def on_stop(self) -> None:
+        """A stop queued behind writes must not drop them: commit what was collected."""
+        if self.batch.requests:
+            self._commit()
+
+    def _collect(self, message: Any) -> None:
+        """Add a write to the open transaction (begun by the first write of a batch)."""
         batch = self.batch
         if not batch.requests:
             self.db.begin()
         batch.requests.append(message)
-        then = getattr(message, "then", None)
-        if then is not None:
-            batch.notes.append(then)
+        batch.notes.extend(_notes_for(message))
         if batch.error is None:
             try:
                 self._handlers[type(message)](message)
             except Exception as exc:  # noqa: BLE001 - any database failure fails the batch
                 batch.error = exc
-        if self.actor_inbox.empty():
-            self._commit()
+
+    def _load(self, msg: LoadMessages) -> None:
+        """Read bodies back for a paging queue (committed rows: no need to wait for a commit)."""
+        m = MessageRow
+        found: dict[int, Message] = {}
+        reply: Loaded | StoreFailed
+        try:
+            for i in range(0, len(msg.store_ids), _LOAD_CHUNK):
+                chunk = msg.store_ids[i : i + _LOAD_CHUNK]
+                query = m.select(m.id, m.exchange, m.routing_key, m.properties, m.body)
+                for sid, exchange, key, props, body in query.where(m.id.in_(chunk)).tuples():
+                    message = Message(exchange, key, bytes(props), bytes(body))
+                    message.store_id = sid
+                    found[sid] = message
+            reply = Loaded(msg.token, found)
+        except Exception as exc:  # noqa: BLE001 - any database failure: the queue retries
+            log.error("store read for queue %d failed: %s", msg.queue_id, exc)
+            reply = StoreFailed(msg, str(exc))
+        self._notify([(msg.reply_to, reply)])
 
     # ----- collecting
 
@@ -350,15 +407,24 @@ class StoreActor(pykka.ThreadingActor):
         log.error("store commit failed, %d requests not confirmed: %s", len(batch.requests), exc)
         self._notify(
             [
-                (then[0], StoreFailed(request, str(exc)))
+                (ref, StoreFailed(request, str(exc)))
                 for request in batch.requests
-                if (then := getattr(request, "then", None)) is not None
+                for ref, _ in _notes_for(request)
             ]
         )
 
     def _notify(self, notes: list[tuple[ActorRef[Any], Any]]) -> None:
         if notes:
             self.loop.call_soon_threadsafe(_post_all, notes)
+
+
+def _notes_for(request: Any) -> list[tuple[ActorRef[Any], Any]]:
+    """Who hears about ``request`` once its batch is committed, and what."""
+    then = getattr(request, "then", None)
+    notes = [] if then is None else [then]
+    if type(request) is StoreMessages and request.stored is not None:
+        notes.append((request.stored, Stored(request.queue_id, request.rows[-1][0])))
+    return notes
 
 
 def _post_all(notes: list[tuple[ActorRef[Any], Any]]) -> None:

@@ -11,9 +11,11 @@ import peewee as pw
 
 from actors.content import Message
 from store.models import BindingRow, ExchangeRow, MessageRow, QueueMessageRow, QueueRow
+from store.paging import DEFAULT_MEMORY_LIMIT
 from wire.fields import decode_table
 
 log = logging.getLogger("dispatchd.store")
+_CHUNK = 500  # ids per SELECT ... IN (...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +39,7 @@ class RecoveredQueue:
     name: str
     auto_delete: bool
     arguments: dict[str, Any]
-    messages: list[tuple[int, Message, bool]] = field(default_factory=list)
+    messages: list[tuple[int, Any, bool]] = field(default_factory=list)  # Message or store id
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +69,12 @@ def _table(blob: bytes | memoryview) -> dict[str, Any]:
     return decode_table(bytes(blob), 0)[0]
 
 
-def load(db: pw.Database) -> Recovered:
-    """Read every durable entity and persistent message, logging counts and time taken."""
+def load(db: pw.Database, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Recovered:
+    """Read every durable entity and persistent message, logging counts and time taken.
+
+    Each queue gets at most ``memory_limit`` bodies (default: the queues' in-memory limit);
+    its later messages come as store ids, for the queue to page in when consumers catch up.
+    """
     started = time.perf_counter()
     with db.atomic():
         exchanges = [
@@ -88,34 +94,38 @@ def load(db: pw.Database) -> Recovered:
             for r in BindingRow.select().order_by(BindingRow.id)
         ]
         qm, m = QueueMessageRow, MessageRow
-        rows = (
-            qm.select(
-                qm.queue_id,
-                qm.position,
-                qm.delivered,
-                m.id,
-                m.exchange,
-                m.routing_key,
-                m.properties,
-                m.body,
-            )
-            .join(m, on=(qm.message_id == m.id))
+        limit = max(memory_limit, 1)
+        placements = (
+            qm.select(qm.queue_id, qm.position, qm.delivered, qm.message_id)
             .order_by(qm.queue_id, qm.position)
             .tuples()
+            .iterator()
         )
-        shared: dict[int, Message] = {}
+        # Past a queue's in-memory limit a message stays in the store: its "message" is its
+        # store id (the queue pages it); before it, the body is read (once per message).
+        wanted: dict[int, list[tuple[list[Any], int]]] = {}
         count = 0
-        for queue_id, position, delivered, message_id, exchange, key, props, body in rows:
+        for queue_id, position, delivered, message_id in placements:
             queue = queues.get(queue_id)
             if queue is None:
                 continue
-            message = shared.get(message_id)
-            if message is None:
+            count += 1
+            if len(queue.messages) >= limit:
+                queue.messages.append((position, message_id, bool(delivered)))
+                continue
+            queue.messages.append((position, None, bool(delivered)))
+            wanted.setdefault(message_id, []).append((queue.messages, len(queue.messages) - 1))
+        ids = list(wanted)
+        for i in range(0, len(ids), _CHUNK):
+            query = m.select(m.id, m.exchange, m.routing_key, m.properties, m.body)
+            for message_id, exchange, key, props, body in (
+                query.where(m.id.in_(ids[i : i + _CHUNK])).tuples().iterator()
+            ):
                 message = Message(exchange, key, bytes(props), bytes(body))
                 message.store_id = message_id
-                shared[message_id] = message
-            queue.messages.append((position, message, bool(delivered)))
-            count += 1
+                for messages, index in wanted[message_id]:
+                    position, _, delivered = messages[index]
+                    messages[index] = (position, message, delivered)
         max_message_id = m.select(pw.fn.MAX(m.id)).scalar() or 0
         max_queue_id = QueueRow.select(pw.fn.MAX(QueueRow.id)).scalar() or 0
     log.info(

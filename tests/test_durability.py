@@ -5,10 +5,13 @@ from __future__ import annotations
 import random
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import pika
 import pytest
 
+from tests.admin_support import AdminClient, eventually, start_admin_broker
 from tests.conftest import BrokerProcess
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
@@ -169,3 +172,68 @@ def test_kill_9_keeps_every_confirmed_message_once_in_order(
     assert numbers == sorted(set(numbers)), "duplicates or disorder after recovery"
     assert numbers[: len(confirmed)] == confirmed, "a confirmed message was lost"
     assert not any(b.startswith(b"old") for b in bodies), "an acked message came back"
+
+
+def queue_details(admin: AdminClient, name: str) -> dict[str, Any]:
+    """What the queue actor says of itself (its in-memory count and limit among it)."""
+    (urn,) = [
+        a["urn"]
+        for a in admin.request("GET", "/api/actors").body
+        if a["kind"] == "queue" and a["name"] == name
+    ]
+    return admin.request("GET", f"/api/actors/{urn}").body["details"]
+
+
+def test_large_backlog_pages_bodies_out_and_back_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit, total = 100, 20_000
+    monkeypatch.setenv("DISPATCHD_QUEUE_MEMORY_LIMIT", str(limit))
+    broker, admin = start_admin_broker(tmp_path)
+    try:
+        conn = broker.connect()
+        ch = conn.channel()
+        ch.queue_declare("big", durable=True)
+        ch.tx_select()  # commit-ok comes after the store's commit: every message is on disk
+        for i in range(total):
+            transient = i % 1000 == 7  # a few stay whole among the paged ones
+            props = pika.BasicProperties() if transient else PERSISTENT
+            ch.basic_publish("", "big", f"{i:06d}".encode() * 20, props)
+        ch.tx_commit()
+        details = eventually(
+            lambda: (d := queue_details(admin, "big"))["messages_in_memory"] <= limit + 20 and d,
+            "the committed backlog to be paged out",
+        )
+        assert details["messages_ready"] == total
+        assert details["memory_limit"] == limit
+        # Half of it now, the rest after a restart (recovery pages too); order and bodies kept.
+        got = consume(conn.channel(), total // 2, admin)  # (acks in a tx wait for commit)
+        conn.close()
+        restart(broker)
+        conn = broker.connect()
+        want = [i for i in range(total) if i < total // 2 or i % 1000 != 7]  # transient: gone
+        got += consume(conn.channel(), len(want) - total // 2, admin)
+        conn.close()
+        assert [int(body[:6]) for body in got] == want
+        assert all(body == body[:6] * 20 for body in got)
+    finally:
+        broker.stop()
+
+
+def consume(
+    channel: pika.adapters.blocking_connection.BlockingChannel, count: int, admin: AdminClient
+) -> list[bytes]:
+    """Consume and ack ``count`` messages, checking the queue's in-memory bound on the way."""
+    channel.basic_qos(prefetch_count=200)
+    got: list[bytes] = []
+    peak = 0
+    for method, _, body in channel.consume("big"):
+        got.append(body)
+        channel.basic_ack(method.delivery_tag)
+        if len(got) % 2500 == 0:
+            peak = max(peak, queue_details(admin, "big")["messages_in_memory"])
+        if len(got) == count:
+            break
+    channel.cancel()
+    assert peak <= 300, f"{peak} bodies in memory with a limit of 100"
+    return got
