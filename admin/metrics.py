@@ -2,8 +2,7 @@
 
 Everything comes from one snapshot. Counters (``*_total``) only grow: broker-wide message
 totals include the channels that have closed (``actors.stats``); per-queue totals live as long
-as the queue. There is deliberately no store commit latency yet: it arrives with the store's
-own timings, never as a placeholder value.
+as the queue. The store's commit figures come from the loop-side ``store.actor.COMMITS``.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ class _Family:
         self.kind = kind
         self.help = help_text
         self.samples: list[tuple[dict[str, str], float]] = []
+        self.sample_names: tuple[str, ...] = ()  # per-sample suffixes (a summary's _sum, _count)
 
     def add(self, value: float, **labels: str) -> None:
         self.samples.append((labels, value))
@@ -43,9 +43,10 @@ class _Family:
     def lines(self) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} {self.kind}"
-        for labels, value in self.samples:
+        suffixes = self.sample_names or ("",) * len(self.samples)
+        for suffix, (labels, value) in zip(suffixes, self.samples, strict=True):
             number = repr(float(value)) if isinstance(value, float) else str(value)
-            yield f"{self.name}{_labels(labels)} {number}"
+            yield f"{self.name}{suffix}{_labels(labels)} {number}"
 
 
 def render(records: Records) -> str:
@@ -124,4 +125,19 @@ def render(records: Records) -> str:
         f = family(name, kind, f"{help_text} By actor kind.")
         for actor_kind in sorted(values):
             f.add(values[actor_kind], kind=actor_kind)
+
+    commits = snap.commits
+    if commits is not None:
+        latency = family("store_commit_seconds", "summary", "Store commit latency (group commits).")
+        latency.samples += [({}, commits.seconds_total), ({}, commits.commits)]
+        latency.sample_names = ("_sum", "_count")
+        family("store_commit_last_seconds", "gauge", "Duration of the latest store commit.").add(
+            commits.last_seconds
+        )
+        family("store_commit_failures_total", "counter", "Store commits that failed.").add(
+            commits.failures
+        )
+        family("store_rows_written_total", "counter", "Message rows written by the store.").add(
+            commits.rows
+        )
     return "\n".join(line for f in families for line in f.lines()) + "\n"

@@ -28,6 +28,7 @@ from pykka import ActorDeadError
 from actors import runtime, stats
 from actors.runtime import ActorInfo, Describe, LoopActorRef, LoopFuture
 from actors.stats import MessageTotals
+from store.actor import COMMITS, CommitStats
 
 if TYPE_CHECKING:
     from dispatchd.broker import Broker
@@ -79,6 +80,7 @@ class Snapshot:
     vhosts: Mapping[str, str]  # vhost name -> vhost actor URN
     users: Mapping[str, str]  # user name -> password (for export hashing only)
     closed_channels: MessageTotals  # counts of the channels that have stopped
+    commits: CommitStats | None  # the store's commits so far (None: no store)
     by_urn: Mapping[str, ActorInfo] = field(default_factory=dict)
 
     def describe(self, urn: str | None) -> Mapping[str, Any] | None:
@@ -201,6 +203,7 @@ async def collect(broker: Broker, describe_timeout: float = DESCRIBE_TIMEOUT) ->
         vhosts=vhosts,
         users=users,
         closed_channels=dataclasses.replace(stats.CLOSED_CHANNELS),
+        commits=dataclasses.replace(COMMITS) if broker.store is not None else None,
         by_urn={info.urn: info for info in actors},
     )
 

@@ -152,15 +152,33 @@ class StoreFailed:
 
 
 @dataclass
-class StoreStats:
-    """Counters for the admin page and /metrics (read from other threads: plain ints)."""
+class CommitStats:
+    """The store's commits as the loop sees them, for the admin page and /metrics.
+
+    Loop thread only: the store thread hands each batch's figures over in the one
+    ``call_soon_threadsafe`` it makes per batch anyway.
+    """
 
     commits: int = 0
     failures: int = 0
-    rows_written: int = 0
-    last_commit_s: float = 0.0
-    total_commit_s: float = 0.0
+    rows: int = 0
+    seconds_total: float = 0.0
+    last_seconds: float = 0.0
     last_batch: int = 0
+
+    def record(self, seconds: float, requests: int, rows: int, failed: bool) -> None:
+        """Count one committed (or failed) batch."""
+        if failed:
+            self.failures += 1
+            return
+        self.commits += 1
+        self.rows += rows
+        self.seconds_total += seconds
+        self.last_seconds = seconds
+        self.last_batch = requests
+
+
+COMMITS = CommitStats()
 
 
 @dataclass
@@ -194,7 +212,6 @@ class StoreActor(pykka.ThreadingActor):
         super().__init__()
         self.db = db
         self.loop = loop
-        self.stats = StoreStats()
         self.batch = _Batch()
         m, qm = MessageRow, QueueMessageRow
         self.sql_message = _sql(
@@ -268,7 +285,7 @@ class StoreActor(pykka.ThreadingActor):
         except Exception as exc:  # noqa: BLE001 - any database failure: the queue retries
             log.error("store read for queue %d failed: %s", msg.queue_id, exc)
             reply = StoreFailed(msg, str(exc))
-        self._notify([(msg.reply_to, reply)])
+        self.loop.call_soon_threadsafe(_post_all, [(msg.reply_to, reply)])
 
     # ----- collecting
 
@@ -309,7 +326,6 @@ class StoreActor(pykka.ThreadingActor):
         if batch.removals:
             cursor.executemany(self.sql_remove, batch.removals)
             cursor.executemany(self.sql_orphan, batch.orphans)
-        self.stats.rows_written += batch.size
         batch.messages, batch.placements, batch.removals = [], [], []
         batch.orphans, batch.delivered = [], []
 
@@ -390,12 +406,7 @@ class StoreActor(pykka.ThreadingActor):
         finally:
             self.batch = _Batch()
         elapsed = time.perf_counter() - started
-        stats = self.stats
-        stats.commits += 1
-        stats.last_commit_s = elapsed
-        stats.total_commit_s += elapsed
-        stats.last_batch = len(batch.requests)
-        self._notify(batch.notes)
+        self._notify(batch.notes, (elapsed, len(batch.requests), batch.size, False))
 
     def _fail(self, batch: _Batch, exc: BaseException) -> None:
         """Roll back; every requester hears StoreFailed: nothing of this batch is confirmed."""
@@ -403,19 +414,19 @@ class StoreActor(pykka.ThreadingActor):
             self.db.rollback()
         except pw.DatabaseError:
             log.exception("rollback failed")
-        self.stats.failures += 1
         log.error("store commit failed, %d requests not confirmed: %s", len(batch.requests), exc)
-        self._notify(
-            [
-                (ref, StoreFailed(request, str(exc)))
-                for request in batch.requests
-                for ref, _ in _notes_for(request)
-            ]
-        )
+        failed = [
+            (ref, StoreFailed(request, str(exc)))
+            for request in batch.requests
+            for ref, _ in _notes_for(request)
+        ]
+        self._notify(failed, (0.0, len(batch.requests), 0, True))
 
-    def _notify(self, notes: list[tuple[ActorRef[Any], Any]]) -> None:
-        if notes:
-            self.loop.call_soon_threadsafe(_post_all, notes)
+    def _notify(
+        self, notes: list[tuple[ActorRef[Any], Any]], figures: tuple[float, int, int, bool]
+    ) -> None:
+        """One hand-over to the loop per batch: the figures, then the notifications."""
+        self.loop.call_soon_threadsafe(_after_commit, notes, figures)
 
 
 def _notes_for(request: Any) -> list[tuple[ActorRef[Any], Any]]:
@@ -430,3 +441,10 @@ def _notes_for(request: Any) -> list[tuple[ActorRef[Any], Any]]:
 def _post_all(notes: list[tuple[ActorRef[Any], Any]]) -> None:
     for ref, message in notes:
         post(ref, message)
+
+
+def _after_commit(
+    notes: list[tuple[ActorRef[Any], Any]], figures: tuple[float, int, int, bool]
+) -> None:
+    COMMITS.record(*figures)
+    _post_all(notes)

@@ -474,7 +474,17 @@ def test_metrics(api, amqp) -> None:
     assert samples['dispatchd_actors{kind="queue"}'] >= 1
     assert 'dispatchd_mailbox_depth{kind="queue"}' in samples
     assert 'dispatchd_mailbox_oldest_message_age_seconds{kind="channel"}' in samples
-    assert not any("commit" in key for key in samples)  # no store latency until it exists
+    # A durable queue with a persistent message makes the store commit: its latency shows.
+    channel.queue_declare(queue + "-durable", durable=True)
+    channel.confirm_delivery()
+    channel.basic_publish("", queue + "-durable", b"p", pika.BasicProperties(delivery_mode=2))
+    stored = scrape(api)
+    assert stored["dispatchd_store_commit_seconds_count"] >= 2  # the declare, the message
+    assert 0 < stored["dispatchd_store_commit_seconds_sum"] < 60
+    assert 0 < stored["dispatchd_store_commit_last_seconds"] < 60
+    assert stored["dispatchd_store_rows_written_total"] >= 1
+    assert stored["dispatchd_store_commit_failures_total"] == 0
+    channel.queue_delete(queue + "-durable")
     published = samples["dispatchd_messages_published_total"]
     assert published >= 3
     connection.close()  # counters outlive the channel that counted
