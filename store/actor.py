@@ -338,7 +338,15 @@ class StoreActor(pykka.ThreadingActor):
             auto_delete=msg.auto_delete,
             internal=msg.internal,
             arguments=encode_table(msg.arguments),
-        ).on_conflict_replace().execute()
+        ).on_conflict(  # an upsert both SQLite and PostgreSQL speak
+            conflict_target=[ExchangeRow.vhost, ExchangeRow.name],
+            preserve=[
+                ExchangeRow.type,
+                ExchangeRow.auto_delete,
+                ExchangeRow.internal,
+                ExchangeRow.arguments,
+            ],
+        ).execute()
 
     def _delete_exchange(self, msg: DeleteExchange) -> None:
         self._flush_rows()
@@ -359,7 +367,10 @@ class StoreActor(pykka.ThreadingActor):
             name=msg.name,
             auto_delete=msg.auto_delete,
             arguments=encode_table(msg.arguments),
-        ).on_conflict_replace().execute()
+        ).on_conflict(
+            conflict_target=[QueueRow.vhost, QueueRow.name],
+            preserve=[QueueRow.id, QueueRow.auto_delete, QueueRow.arguments],
+        ).execute()
 
     def _delete_queue(self, msg: DeleteQueue) -> None:
         self._flush_rows()
