@@ -29,11 +29,12 @@ from pykka import ActorRef
 
 from actors.consumer import ConsumerActor
 from actors.content import Message
-from actors.distribution import sender_selected
+from actors.distribution import Distributed, sender_selected
 from actors.link import Link
 from actors.messages import (
     Accepted,
     AddConsumer,
+    AddReplyName,
     CancelConsumer,
     ChannelInput,
     ConnectionGone,
@@ -44,7 +45,9 @@ from actors.messages import (
     ExchangeResolved,
     GetResult,
     Publish,
+    RemoveReplyName,
     Reply,
+    ReplyDeliveries,
     Request,
     ResolveExchange,
     RouteResult,
@@ -55,6 +58,7 @@ from actors.messages import (
     WindowWanted,
     Writable,
 )
+from actors.reply_to import REPLY_PREFIX, REPLY_TO, ReplyToActor
 from actors.runtime import ActorFailed, LoopActor, post
 from actors.stats import CLOSED_CHANNELS
 from store.actor import StoreFailed
@@ -76,6 +80,16 @@ class ConsumerState:
     queue: ActorRef[Any] | None = None
     owed_credit: int = 0
     granted: int = 0  # global-prefetch window lent to its queue and not yet used
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyConsumer:
+    """The channel's direct reply-to consumer: its tag, reply name and destination actor."""
+
+    tag: str
+    tag_bytes: bytes
+    name: str
+    dest: ActorRef[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +145,7 @@ class ChannelActor(LoopActor):
         self.next_tag = 0
         self.unacked: OrderedDict[int, Unacked] = OrderedDict()
         self.consumers: dict[str, ConsumerState] = {}
+        self.reply_consumer: ReplyConsumer | None = None  # consuming amq.rabbitmq.reply-to
         self.adding: ConsumerState | None = None  # basic.consume awaiting its queue
         self.cancelling: tuple[str, bool] | None = None  # basic.cancel (tag, nowait) in progress
         self.getting = False  # basic.get awaiting its queue
@@ -153,6 +168,7 @@ class ChannelActor(LoopActor):
         self._handlers: dict[type, Any] = {
             ChannelInput: self._on_input,
             Deliveries: self._on_deliveries,
+            ReplyDeliveries: self._on_reply_deliveries,
             RouteResult: self._on_route_result,
             Accepted: self._on_accepted,
             Reply: self._on_reply,
@@ -285,8 +301,11 @@ class ChannelActor(LoopActor):
                 f"in vhost '{self.link.vhost}'",
             )
         raw = message.raw_properties
-        if len(raw) > 1 and (raw[0] & 0x20 or raw[1] & 0x10):  # headers, user-id flags
-            message = self._checked(message)
+        if len(raw) > 1 and (raw[0] & 0x22 or raw[1] & 0x10):  # headers, reply-to, user-id
+            if raw[0] & 0x20 or raw[1] & 0x10:
+                message = self._checked(message)
+            if raw[0] & 0x02:
+                message = self._reply_addressed(message)
         self.publish_count += 1
         batches = self.tx_publishes if self.transactional else self.batches
         batch = batches.get(ref)
@@ -313,6 +332,24 @@ class ChannelActor(LoopActor):
         if raw[0] & 0x20:
             message = sender_selected(message)
         return message
+
+    def _reply_addressed(self, message: Message) -> Message:
+        """A publish with reply-to ``amq.rabbitmq.reply-to`` names this channel's reply
+        consumer instead (406 without one); any other reply-to passes untouched."""
+        props = message.properties
+        if props.reply_to != REPLY_TO:
+            return message
+        reply = self.reply_consumer
+        if reply is None:
+            raise AMQPError(406, "fast reply consumer does not exist")
+        try:
+            props.reply_to = reply.name
+            raw = props.encode()
+        finally:
+            props.reply_to = REPLY_TO
+        if type(message) is Distributed:  # CC/BCC routing keys ride along
+            return Distributed(message, raw, message.keys)
+        return Message(message.exchange, message.routing_key, raw, message.body, message.mandatory)
 
     def _flush_publishes(self) -> None:
         if not self.batches:
@@ -608,8 +645,12 @@ class ChannelActor(LoopActor):
     def _consume(self, m: spec.BasicConsume) -> None:
         queue = self._queue_name(m.queue)
         tag = m.consumer_tag or "amq.ctag-" + secrets.token_urlsafe(16)
-        if tag in self.consumers:
+        reply = self.reply_consumer
+        if tag in self.consumers or (reply is not None and reply.tag == tag):
             raise AMQPError(530, f"attempt to reuse consumer tag '{tag}'")
+        if queue == REPLY_TO:
+            self._reply_consume(m, tag)
+            return
         ref = ConsumerActor.start(self.actor_ref, tag, queue, m.no_ack, self.name)
         consumer = ConsumerState(tag, ref, _shortstr(tag), m.no_ack)
         self.consumers[tag] = consumer
@@ -632,6 +673,53 @@ class ChannelActor(LoopActor):
         self.adding = consumer
         self.waiting = True
 
+    def _reply_consume(self, m: spec.BasicConsume, tag: str) -> None:
+        """Consume from ``amq.rabbitmq.reply-to``: a fresh reply name, bound on the default
+        exchange to a ReplyToActor; consume-ok comes back once the binding is in place."""
+        if self.reply_consumer is not None:
+            raise AMQPError(406, "reply consumer already set")
+        if not m.no_ack:
+            raise AMQPError(406, "reply consumer cannot acknowledge")
+        name = REPLY_PREFIX + secrets.token_urlsafe(24)
+        dest = ReplyToActor.start(self.actor_ref, name, self.name)
+        self.reply_consumer = ReplyConsumer(tag, _shortstr(tag), name, dest)
+        ok = None if m.no_wait else spec.BasicConsumeOk(consumer_tag=tag)
+        post(self.vhost, AddReplyName(name, dest, self.actor_ref, ok))
+        self.waiting = True  # until the vhost's Reply (consume-ok or none)
+
+    def _drop_reply_consumer(self) -> None:
+        reply, self.reply_consumer = self.reply_consumer, None
+        if reply is not None:
+            post(self.vhost, RemoveReplyName(reply.name))
+            reply.dest.stop(block=False)
+
+    def _on_reply_deliveries(self, msg: ReplyDeliveries) -> None:
+        """Replies for the reply consumer: delivered at once, no-ack."""
+        reply = self.reply_consumer
+        if reply is None or reply.name != msg.name or self.closing:
+            return  # cancelled or closed meanwhile: dropped, as RabbitMQ does
+        number, frame_max = self.number, self.link.frame_max
+        tag = self.next_tag
+        out = []
+        for message in msg.messages:
+            tag += 1
+            out.append(
+                deliver_frames(
+                    number,
+                    reply.tag_bytes,
+                    tag,
+                    False,
+                    _shortstr(message.exchange),
+                    _shortstr(message.routing_key),
+                    message.raw_properties,
+                    message.body,
+                    frame_max,
+                )
+            )
+        self.next_tag = tag
+        self.deliver_count += len(out)
+        self.link.write(b"".join(out))
+
     def _on_consumer_added(self, msg: ConsumerAdded) -> None:
         consumer = self.adding
         if consumer is None or consumer.tag != msg.consumer_tag:
@@ -650,6 +738,12 @@ class ChannelActor(LoopActor):
         self._process()
 
     def _cancel(self, m: spec.BasicCancel) -> None:
+        reply = self.reply_consumer
+        if reply is not None and reply.tag == m.consumer_tag:
+            self._drop_reply_consumer()
+            if not m.no_wait:
+                self._send(spec.BasicCancelOk(consumer_tag=m.consumer_tag))
+            return
         consumer = self.consumers.get(m.consumer_tag)
         if consumer is not None and consumer.queue is not None:
             if post(consumer.queue, CancelConsumer(consumer.ref, m.no_wait)):
@@ -840,6 +934,7 @@ class ChannelActor(LoopActor):
                 consumer.ref.stop(block=False)
             # else: its consume is still on its way; _on_consumer_added takes it back off
         self.consumers.clear()
+        self._drop_reply_consumer()
         self.wanting.clear()
         self.tx_publishes = {}
         self.tx_settles = []
@@ -903,6 +998,7 @@ class ChannelActor(LoopActor):
             "transactional": self.transactional,
             "closing": self.closing,
             "consumer_count": len(self.consumers),
+            "reply_consumer": None if self.reply_consumer is None else self.reply_consumer.name,
             "consumers": sorted(self.consumers),
             "published": self.publish_count,
             "delivered": self.deliver_count,

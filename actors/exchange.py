@@ -33,8 +33,15 @@ from actors.messages import (
     Reply,
     RouteResult,
 )
+from actors.reply_to import ReplyToActor
 from actors.routing import router_for
 from actors.runtime import LoopActor, post
+
+
+def _reply_only(dests: set[ActorRef[Any]]) -> bool:
+    """RabbitMQ's quirk: a mandatory publish that reaches only a direct reply-to consumer
+    (no queue) is delivered and also returned as unroutable."""
+    return len(dests) == 1 and next(iter(dests)).actor_class is ReplyToActor
 
 
 class ExchangeNode:
@@ -179,7 +186,7 @@ class ExchangeActor(LoopActor):
                 batch[0].append(message)
                 if seq:
                     batch[1].append(seq)
-            if not dests and message.mandatory:
+            if message.mandatory and (not dests or _reply_only(dests)):
                 returned.append(message)
             if seq:
                 routed.append((seq, len(dests)))

@@ -246,6 +246,35 @@ class GetResult:
     no_ack: bool
 
 
+# ----- direct reply-to (see actors/reply_to.py)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDeliveries:
+    """Reply destination -> channel: replies for the channel's reply consumer."""
+
+    name: str
+    messages: list[Message]
+
+
+@dataclass(frozen=True, slots=True)
+class AddReplyName:
+    """Channel -> vhost: bind a reply name to its destination on the default exchange; the
+    ``reply`` (consume-ok, or None for no-wait) goes to ``channel`` once bound."""
+
+    name: str
+    dest: ActorRef[Any]
+    channel: ActorRef[Any]
+    reply: spec.Method | None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveReplyName:
+    """Channel -> vhost: the reply consumer was cancelled or its channel closed."""
+
+    name: str
+
+
 # ----- channel-wide prefetch (basic.qos global=true): the channel lends its window to queues
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import deque
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pykka import ActorRef
@@ -44,6 +46,7 @@ from actors.messages import (
     WindowReturned,
     WindowWanted,
 )
+from actors.priority import PriorityReady, max_priority
 from actors.runtime import LoopActor, post
 from store.actor import (
     DeleteQueue,
@@ -136,12 +139,27 @@ class QueueActor(LoopActor):
         self.arguments = arguments
         self.store = store if durable else None
         self.queue_id = queue_id
-        self.ready: deque[Entry] = deque()
         self.requeued: list[Entry] = []  # heap by position, merged ahead of `ready`
+        # The ready store, chosen once: a plain FIFO (with `requeued` merged ahead of it), or
+        # for an x-max-priority queue per-priority FIFOs that take requeued entries back
+        # themselves (`requeued` then stays empty) and are never paged.
+        self.priorities = max_priority(arguments)
+        self.ready: deque[Entry] | PriorityReady
+        self.requeue: Callable[[Entry], None]
+        if self.priorities:
+            self.ready = PriorityReady(self.priorities)
+            self.requeue = self.ready.requeue
+        else:
+            self.ready = deque()
+            self.requeue = partial(heapq.heappush, self.requeued)
         # Paging (durable queues): ready = loading < backlog < spill in position order.
         # `spill` holds entries past the limit until their commit (Stored) pages them into
-        # `backlog`; `loading` is what a LoadMessages in flight is reading back.
-        self.limit = UNLIMITED if self.store is None else max(memory_limit, 1)
+        # `backlog`; `loading` is what a LoadMessages in flight is reading back. Priority
+        # queues keep every ready message in memory (no paging).
+        if self.store is None or self.priorities:
+            self.limit = UNLIMITED
+        else:
+            self.limit = max(memory_limit, 1)
         self.spill: deque[Entry] = deque()
         self.backlog = Backlog()
         self.loading: list[Any] | None = None
@@ -374,6 +392,7 @@ class QueueActor(LoopActor):
     def _settle(self, msg: Settle) -> None:
         unacked = self.unacked
         requeue = msg.requeue
+        push = self.requeue
         if requeue is None:
             self.acked += len(msg.entry_ids)
         done: list[Entry] = []
@@ -385,7 +404,7 @@ class QueueActor(LoopActor):
             if record is not None:
                 record.in_flight -= 1
             if requeue:
-                heapq.heappush(self.requeued, Entry(entry.id, entry.message, True))
+                push(Entry(entry.id, entry.message, True))
             else:
                 done.append(entry)
         if done and self.store is not None:
@@ -599,7 +618,7 @@ class QueueActor(LoopActor):
             "messages_ready": self.message_count,
             "messages_unacknowledged": len(self.unacked),
             "messages_in_memory": self.in_memory,
-            "memory_limit": self.limit if self.store is not None else None,
+            "memory_limit": self.limit if self.store is not None and not self.priorities else None,
             "published": self.next_id - 1,
             "delivered": self.delivered,
             "acked": self.acked,

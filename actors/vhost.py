@@ -30,16 +30,19 @@ from actors.exchange import ExchangeActor, ExchangeNode, Topology
 from actors.messages import (
     AddBinding,
     AddConsumer,
+    AddReplyName,
     ConnectionClosed,
     DeleteOutcome,
     ExchangeResolved,
     RemoveBinding,
     RemoveDestination,
+    RemoveReplyName,
     Reply,
     Request,
     ResolveExchange,
 )
 from actors.queue import QueueActor
+from actors.reply_to import REPLY_TO
 from actors.routing import (
     ROUTERS,
     BindingIndex,
@@ -183,6 +186,7 @@ class VhostActor(LoopActor):
         self.bindings = BindingIndex()
         self.topology = Topology()
         self.exclusive: dict[int, set[str]] = {}  # connection id -> its exclusive queues
+        self.reply_names: dict[str, ActorRef[Any]] = {}  # live direct reply-to names
         self._handlers: dict[type, Any] = {
             Request: self._request,
             AddConsumer: self._add_consumer,
@@ -191,6 +195,8 @@ class VhostActor(LoopActor):
             ConnectionClosed: self._connection_closed,
             ActorFailed: self._actor_failed,
             StoreFailed: self._store_failed,
+            AddReplyName: self._add_reply_name,
+            RemoveReplyName: self._remove_reply_name,
         }
         self._methods: dict[type, Any] = {
             spec.ExchangeDeclare: self._exchange_declare,
@@ -555,6 +561,10 @@ class VhostActor(LoopActor):
         m: spec.QueueDeclare = req.method  # type: ignore[assignment]
         name = strip_cr_lf(m.queue)
         if m.passive:
+            if name == REPLY_TO or name in self.reply_names:  # as RabbitMQ: always one consumer
+                ok = spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=1)
+                self._reply(req, ok)
+                return
             self._forward(self._queue(name, req), req)
             return
         owner = req.connection_id if m.exclusive else None
@@ -697,6 +707,19 @@ class VhostActor(LoopActor):
                 log.error("exchange %r failed and was removed: %r", exchange.name, msg.exception)
                 self._delete_exchange(exchange)
 
+    # ----- direct reply-to
+
+    def _add_reply_name(self, msg: AddReplyName) -> None:
+        """Bind a reply consumer's name on the default exchange; the channel's consume-ok
+        follows the binding (the exchange answers once it is in place)."""
+        self.reply_names[msg.name] = msg.dest
+        post(self.exchanges[""].ref, AddBinding(msg.dest, msg.name, {}, msg.channel, msg.reply))
+
+    def _remove_reply_name(self, msg: RemoveReplyName) -> None:
+        dest = self.reply_names.pop(msg.name, None)
+        if dest is not None:
+            post(self.exchanges[""].ref, RemoveDestination(dest))
+
     # ----- introspection
 
     def consistency_problems(self) -> list[str]:
@@ -714,6 +737,7 @@ class VhostActor(LoopActor):
             expected = set()
             if name == "":
                 expected = {(q.ref, q.name, freeze({})) for q in self.queues.values()}
+                expected |= {(ref, n, freeze({})) for n, ref in self.reply_names.items()}
             for b in self.bindings.from_source(name):
                 ref = refs.get((b.dest_kind, b.dest))
                 if ref is None:

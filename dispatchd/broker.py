@@ -32,6 +32,7 @@ CAPABILITIES: dict[str, bool] = {
     "consumer_cancel_notify": True,
     "per_consumer_qos": True,
     "authentication_failure_close": True,
+    "direct_reply_to": True,
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import peewee as pw
 
 from actors.content import Message
+from actors.priority import max_priority
 from store.models import BindingRow, ExchangeRow, MessageRow, QueueMessageRow, QueueRow
 from store.paging import DEFAULT_MEMORY_LIMIT
 from wire.fields import decode_table
@@ -74,6 +75,8 @@ def load(db: pw.Database, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Recovered
 
     Each queue gets at most ``memory_limit`` bodies (default: the queues' in-memory limit);
     its later messages come as store ids, for the queue to page in when consumers catch up.
+    A priority queue (``x-max-priority``) is never paged: it gets every body, and rebuilds
+    its per-priority order from the priorities in their stored properties.
     """
     started = time.perf_counter()
     with db.atomic():
@@ -95,6 +98,7 @@ def load(db: pw.Database, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Recovered
         ]
         qm, m = QueueMessageRow, MessageRow
         limit = max(memory_limit, 1)
+        unpaged = {i for i, q in queues.items() if max_priority(q.arguments)}
         placements = (
             qm.select(qm.queue_id, qm.position, qm.delivered, qm.message_id)
             .order_by(qm.queue_id, qm.position)
@@ -110,7 +114,7 @@ def load(db: pw.Database, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Recovered
             if queue is None:
                 continue
             count += 1
-            if len(queue.messages) >= limit:
+            if len(queue.messages) >= limit and queue_id not in unpaged:
                 queue.messages.append((position, message_id, bool(delivered)))
                 continue
             queue.messages.append((position, None, bool(delivered)))

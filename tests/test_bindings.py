@@ -17,7 +17,8 @@ import pytest
 from pika import spec
 
 from actors import runtime
-from actors.messages import Reply, Request
+from actors.messages import AddReplyName, RemoveReplyName, Reply, Request
+from actors.reply_to import REPLY_PREFIX, ReplyToActor
 from actors.routing import BindingIndex, BindingKey, freeze
 from actors.runtime import Describe, LoopActor
 from actors.vhost import VhostActor
@@ -222,6 +223,24 @@ def test_vhost_index_and_routers_agree_after_random_operations(loop: Any, seed: 
         return found
 
     assert on_loop(loop, scenario()) == [[]] * 8
+
+
+def test_reply_names_keep_the_index_consistent(loop: Any) -> None:
+    """Direct reply-to names are bound on the default exchange outside the binding index."""
+
+    async def scenario() -> list[list[str]]:
+        driver = Driver()
+        name = REPLY_PREFIX + "t"
+        dest = ReplyToActor.start(driver.inbox, name, "test")
+        driver.vhost.tell(AddReplyName(name, dest, driver.inbox, None))
+        await asyncio.wait_for(driver.replies.get(), 5)  # bound
+        await driver.do(amqp.QueueDeclare(queue="q"))
+        found = [await driver.problems()]
+        driver.vhost.tell(RemoveReplyName(name))
+        found.append(await driver.problems())
+        return found
+
+    assert on_loop(loop, scenario()) == [[], []]
 
 
 @pytest.mark.parametrize(("loop_back", "left"), [(False, []), (True, ["a", "b", "c"])])

@@ -25,7 +25,7 @@ EXTENSIONS = "RabbitMQ extension not built yet (issue: RabbitMQ extensions)"
 KNOWN_DIFFERENCES: dict[str, str] = {
     "connection_start_contents": (
         "product is 'dispatchd'; capabilities list only what works (no connection.blocked, "
-        "consumer_priorities, direct_reply_to yet)"
+        "consumer_priorities yet)"
     ),
     "header_amqp_0_8": "AMQP 0-8 clients are refused with our 0-9-1 header (RabbitMQ speaks 0-8)",
     "queue_dead_letter_on_reject": EXTENSIONS,
@@ -33,7 +33,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "queue_max_length_reject_publish": EXTENSIONS,
     "queue_message_ttl": EXTENSIONS,
     "queue_per_message_expiration": EXTENSIONS,
-    "queue_priority": EXTENSIONS,
 }
 
 
