@@ -30,6 +30,7 @@ from pykka import ActorRef
 from actors.consumer import ConsumerActor
 from actors.content import Message
 from actors.distribution import Distributed, sender_selected
+from actors.expiry import EXPIRATION_FLAG, check_expiration
 from actors.link import Link
 from actors.messages import (
     Accepted,
@@ -45,6 +46,7 @@ from actors.messages import (
     ExchangeResolved,
     GetResult,
     Publish,
+    Rejected,
     RemoveReplyName,
     Reply,
     ReplyDeliveries,
@@ -171,6 +173,7 @@ class ChannelActor(LoopActor):
             ReplyDeliveries: self._on_reply_deliveries,
             RouteResult: self._on_route_result,
             Accepted: self._on_accepted,
+            Rejected: self._on_rejected,
             Reply: self._on_reply,
             ExchangeResolved: self._on_exchange_resolved,
             ConsumerAdded: self._on_consumer_added,
@@ -301,8 +304,9 @@ class ChannelActor(LoopActor):
                 f"in vhost '{self.link.vhost}'",
             )
         raw = message.raw_properties
-        if len(raw) > 1 and (raw[0] & 0x22 or raw[1] & 0x10):  # headers, reply-to, user-id
-            if raw[0] & 0x20 or raw[1] & 0x10:
+        # headers, reply-to, expiration, user-id
+        if len(raw) > 1 and (raw[0] & 0x23 or raw[1] & 0x10):
+            if raw[0] & 0x21 or raw[1] & 0x10:
                 message = self._checked(message)
             if raw[0] & 0x02:
                 message = self._reply_addressed(message)
@@ -320,8 +324,8 @@ class ChannelActor(LoopActor):
         return True
 
     def _checked(self, message: Message) -> Message:
-        """A publish with headers or a user-id: checked as RabbitMQ does (user-id, then the
-        CC/BCC headers), and the message to route (with BCC gone)."""
+        """A publish with headers, an expiration or a user-id: checked as RabbitMQ does
+        (user-id, expiration, then the CC/BCC headers), and the message to route (BCC gone)."""
         raw = message.raw_properties
         if raw[1] & 0x10:
             user_id = message.properties.user_id
@@ -329,6 +333,8 @@ class ChannelActor(LoopActor):
                 user = self.user
                 text = f"user_id property set to '{user_id}' but authenticated user was '{user}'"
                 raise AMQPError(406, text)
+        if raw[0] & EXPIRATION_FLAG:
+            check_expiration(message)
         if raw[0] & 0x20:
             message = sender_selected(message)
         return message
@@ -409,6 +415,21 @@ class ChannelActor(LoopActor):
                 unconfirmed[seq] = left - 1
         if done:
             self._confirm(done)
+
+    def _on_rejected(self, msg: Rejected) -> None:
+        """A queue refused publishes: nack each still unconfirmed (in a transaction they
+        count as settled, as RabbitMQ's tx does not report them)."""
+        unconfirmed = self.unconfirmed
+        seqs = [seq for seq in msg.seqs if seq in unconfirmed]
+        if not seqs:
+            return
+        if self.transactional or self.closing:
+            self._confirm(seqs)
+            return
+        for seq in seqs:
+            unconfirmed.pop(seq)
+        for seq in seqs:
+            self._send(spec.BasicNack(delivery_tag=seq, multiple=False))
 
     def _confirm(self, seqs: list[int]) -> None:
         """Ack confirmed publishes, coalescing into one multiple=true ack where possible."""

@@ -87,14 +87,18 @@ class Message:
 
 
 class Entry:
-    """A message's place in one queue: its position (``id``) and redelivery flag."""
+    """A message's place in one queue: its position (``id``), redelivery flag, and when it
+    expires (wall-clock milliseconds; 0: never)."""
 
-    __slots__ = ("id", "message", "redelivered")
+    __slots__ = ("id", "message", "redelivered", "expires")
 
-    def __init__(self, id: int, message: Message, redelivered: bool = False) -> None:
+    def __init__(
+        self, id: int, message: Message, redelivered: bool = False, expires: int = 0
+    ) -> None:
         self.id = id
         self.message = message
         self.redelivered = redelivered
+        self.expires = expires
 
     def __lt__(self, other: Entry) -> bool:
         return self.id < other.id

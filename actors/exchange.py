@@ -191,9 +191,11 @@ class ExchangeActor(LoopActor):
             if seq:
                 routed.append((seq, len(dests)))
         reply_to = msg.reply_to
+        dead = msg.dead_letters
         gone: list[int] = []
         for dest, (messages, dest_seqs) in batches.items():
-            if not post(dest, Enqueue(messages, dest_seqs, reply_to if dest_seqs else None)):
+            enqueue = Enqueue(messages, dest_seqs, reply_to if dest_seqs else None, dead)
+            if not post(dest, enqueue):
                 gone += dest_seqs  # a queue deleted a moment ago: it will never accept these
         if gone:
             lost = Counter(gone)

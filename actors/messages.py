@@ -91,6 +91,7 @@ class Publish:
     messages: list[Message]
     seqs: list[int]
     reply_to: ActorRef[Any] | None
+    dead_letters: bool = False  # DeadLettered messages: each queue checks them for cycles
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,7 @@ class Enqueue:
     messages: list[Message]
     seqs: list[int]
     reply_to: ActorRef[Any] | None
+    dead_letters: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,23 @@ class Accepted:
     """A queue has taken these confirm sequence numbers."""
 
     seqs: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A queue refused these confirm sequence numbers (full, x-overflow reject-publish):
+    the publisher is sent basic.nack."""
+
+    seqs: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetters:
+    """Queue -> vhost: dead-lettered messages to publish to the exchange named ``exchange``
+    (dropped if it does not exist, as RabbitMQ does)."""
+
+    exchange: str
+    messages: list[Message]
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,16 +17,21 @@ the deliveries before it); window left over once the queue runs dry goes back to
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from pykka import ActorRef
 
-from actors.content import Entry, store_id_of
+from actors.content import Entry, Message, store_id_of
+from actors.dead_letter import DeadLettered, dead_letter_target, is_cycle
+from actors.expiry import message_ttl, now_ms
+from actors.limits import Limits
 from actors.messages import (
     Accepted,
     AddConsumer,
@@ -34,10 +39,12 @@ from actors.messages import (
     ConsumerAdded,
     ConsumerRemoved,
     Credit,
+    DeadLetters,
     DeleteOutcome,
     Deliver,
     Enqueue,
     GetResult,
+    Rejected,
     Reply,
     Request,
     Settle,
@@ -47,7 +54,7 @@ from actors.messages import (
     WindowWanted,
 )
 from actors.priority import PriorityReady, max_priority
-from actors.runtime import LoopActor, post
+from actors.runtime import LoopActor, bound_loop, post
 from store.actor import (
     DeleteQueue,
     Loaded,
@@ -63,6 +70,17 @@ from wire import spec
 from wire.errors import AMQPError
 
 log = logging.getLogger("dispatchd.queue")
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryDue:
+    """Timer -> queue: the message at the head may have expired."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdleDue:
+    """Timer -> queue: the ``x-expires`` lease may have run out."""
+
 
 FLOW_CREDIT = 500  # deliveries a consumer may have between two Credit grants from its channel
 UNLIMITED = 1 << 62  # the window of a consumer whose channel has no global prefetch
@@ -156,7 +174,20 @@ class QueueActor(LoopActor):
         # `spill` holds entries past the limit until their commit (Stored) pages them into
         # `backlog`; `loading` is what a LoadMessages in flight is reading back. Priority
         # queues keep every ready message in memory (no paging).
-        if self.store is None or self.priorities:
+        # Message TTL (actors/expiry.py), dead-lettering (actors/dead_letter.py), length
+        # limits (actors/limits.py) and the queue's own expiry (x-expires), all optional.
+        self.ttl = _milliseconds(arguments, "x-message-ttl")
+        self.expiring = self.ttl is not None  # some entry may carry an expiry
+        self.ttl_timer: asyncio.TimerHandle | None = None
+        self.ttl_timer_at = 0
+        self.dead_letter = dead_letter_target(arguments, name)
+        self.limits = Limits.of(arguments)
+        self.ready_bytes = 0  # body bytes of ready messages (kept for length limits only)
+        self.idle_ms = _milliseconds(arguments, "x-expires")
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_deadline = 0
+        self.cycle_logged = False
+        if self.store is None or self.priorities or self.limits:
             self.limit = UNLIMITED
         else:
             self.limit = max(memory_limit, 1)
@@ -189,7 +220,14 @@ class QueueActor(LoopActor):
             Stored: self._paged_out,
             StoreFailed: self._store_failed,
             Loaded: self._loaded,
+            ExpiryDue: self._expiry_due,
+            IdleDue: self._idle_due,
         }
+
+    def on_start(self) -> None:  # noqa: D102
+        self._renew_lease()
+        if self.expiring:  # recovered messages may have expired while the broker was down
+            self._expire_head(now_ms())
 
     def on_receive(self, message: Any) -> None:  # noqa: D102
         self._handlers[type(message)](message)
@@ -214,35 +252,193 @@ class QueueActor(LoopActor):
     # ----- publishing and delivery
 
     def _enqueue(self, msg: Enqueue) -> None:
+        messages, seqs = msg.messages, msg.seqs
+        if msg.dead_letters:
+            messages = self._without_cycles(messages)
+        refused: list[int] = []
+        if self.limits is not None and self.limits.rejects:
+            messages, seqs, refused = self._admit(messages, seqs)
         next_id = self.next_id
         ready = self.ready
-        rows: list[tuple[int, Any]] = []
+        rows: list[tuple[int, Message, int]] = []
         store = self.store
         spilled = self.paging
         room = self.limit - len(ready)
-        for message in msg.messages:
+        ttl = self.ttl
+        now = 0
+        for message in messages:
+            raw = message.raw_properties
+            if ttl is None and not (len(raw) > 1 and raw[0] & 0x01):  # no TTL: the usual case
+                entry = Entry(next_id, message)
+            else:
+                now = now or now_ms()
+                entry = Entry(next_id, message, False, self._expiry(message, now))
             if spilled or room <= 0:  # past the limit: paged out once committed
                 spilled = True
-                self.spill.append(Entry(next_id, message))
+                self.spill.append(entry)
             else:
                 room -= 1
-                ready.append(Entry(next_id, message))
+                ready.append(entry)
             if store is not None and message.persistent:
                 store_id_of(message)
-                rows.append((next_id, message))
+                rows.append((next_id, message, entry.expires))
             next_id += 1
         self.next_id = next_id
         self.paging = spilled
-        confirm = msg.seqs and msg.reply_to is not None
+        if self.limits is not None:
+            self.ready_bytes += sum(len(m.body) for m in messages)
+        confirm = seqs and msg.reply_to is not None
         if rows:
             assert store is not None
-            then = (msg.reply_to, Accepted(msg.seqs)) if confirm else None
+            then = (msg.reply_to, Accepted(seqs)) if confirm else None
             paged = self.actor_ref if spilled else None
             post(store, StoreMessages(self.queue_id, rows, then, paged))
         elif confirm:
-            post(msg.reply_to, Accepted(msg.seqs))
+            post(msg.reply_to, Accepted(seqs))
+        if refused and msg.reply_to is not None:  # after the acks, as RabbitMQ orders them
+            post(msg.reply_to, Rejected(refused))
         if self.rotation:
-            self._deliver_ready()
+            self._deliver_ready(now)
+        if self.limits is not None:
+            self._drop_over_limit()
+        if self.expiring:  # x-message-ttl 0: what no consumer took at once expires now
+            self._expire_head(max(now_ms(), now + 1) if ttl == 0 else now_ms())
+
+    def _expiry(self, message: Message, now: int) -> int:
+        """When a message arriving ``now`` expires: the queue's TTL or its own, the smaller."""
+        ttl, own = self.ttl, message_ttl(message)
+        if own is not None:
+            ttl = own if ttl is None else min(ttl, own)
+        if ttl is None:
+            return 0
+        self.expiring = True
+        return now + ttl
+
+    # ----- TTL, length limits and dead-lettering
+
+    def _head(self) -> Entry | None:
+        """The next ready entry to deliver, without taking it (None: none in memory)."""
+        requeued, ready = self.requeued, self.ready
+        if requeued and (not ready or requeued[0].id < ready[0].id):
+            return requeued[0]
+        return ready[0] if ready else None
+
+    def _expire_head(self, now: int) -> None:
+        """Remove expired entries from the head, then time the next head's expiry."""
+        expired: list[Entry] = []
+        head = self._head()
+        while head is not None and head.expires and head.expires < now:
+            expired.append(self._next_entry())
+            head = self._head()
+        if expired:
+            self._discard(expired, "expired")
+        if head is None or not head.expires:
+            return
+        at = head.expires + 1
+        if self.ttl_timer is not None:
+            if self.ttl_timer_at <= at:
+                return
+            self.ttl_timer.cancel()
+        delay = max(at - now_ms(), 0) / 1000
+        self.ttl_timer = bound_loop().call_later(delay, post, self.actor_ref, ExpiryDue())
+        self.ttl_timer_at = at
+
+    def _expiry_due(self, _msg: ExpiryDue) -> None:
+        self.ttl_timer = None
+        self._expire_head(now_ms())
+
+    def _drop_over_limit(self) -> None:
+        """drop-head: remove from the head until within the length limits."""
+        limits = self.limits
+        assert limits is not None
+        if limits.rejects:
+            return
+        dropped: list[Entry] = []
+        while (self.ready or self.requeued) and limits.over(
+            len(self.ready) + len(self.requeued), self.ready_bytes
+        ):
+            dropped.append(self._next_entry())
+        if dropped:
+            self._discard(dropped, "maxlen")
+
+    def _admit(
+        self, messages: list[Message], seqs: list[int]
+    ) -> tuple[list[Message], list[int], list[int]]:
+        """reject-publish: refuse what would take the queue past a limit; what consumers
+        with room take at once never counts. The messages and seqs kept, the seqs refused."""
+        limits = self.limits
+        assert limits is not None
+        count, size = self.message_count, self.ready_bytes
+        room = 0 if count else sum(min(r.room(), r.window) for r in self.rotation)
+        kept: list[Message] = []
+        kept_seqs: list[int] = []
+        refused: list[Message] = []
+        refused_seqs: list[int] = []
+        for i, message in enumerate(messages):
+            length = len(message.body)
+            if room > 0:
+                room -= 1
+            elif limits.over(count + 1, size + length):
+                refused.append(message)
+                if seqs:
+                    refused_seqs.append(seqs[i])
+                continue
+            else:
+                count += 1
+                size += length
+            kept.append(message)
+            if seqs:
+                kept_seqs.append(seqs[i])
+        if refused and limits.overflow == "reject-publish-dlx":
+            self._dead_letter(refused, "maxlen")
+        return kept, kept_seqs, refused_seqs
+
+    def _discard(self, entries: list[Entry], reason: str) -> None:
+        """Entries leave the queue unconsumed: forget them in the store, dead-letter them."""
+        if self.store is not None:
+            self._unstore(entries)
+        self._dead_letter([e.message for e in entries], reason)
+
+    def _dead_letter(self, messages: list[Message], reason: str) -> None:
+        target = self.dead_letter
+        if target is not None and messages:
+            letters: list[Message] = [target.letter(m, reason) for m in messages]
+            post(self.vhost, DeadLetters(target.exchange, letters))
+
+    def _without_cycles(self, messages: list[Message]) -> list[Message]:
+        """Dead letters that went round a cycle back here are dropped (and logged once)."""
+        kept = [m for m in messages if not (type(m) is DeadLettered and is_cycle(m, self.name))]
+        if len(kept) < len(messages) and not self.cycle_logged:
+            self.cycle_logged = True
+            log.warning(
+                "queue %s in vhost %s: dead-lettered messages dropped, a dead-letter cycle "
+                "came back here (reported once)",
+                self.name,
+                self.owner_vhost,
+            )
+        return kept
+
+    # ----- the queue's own expiry (x-expires)
+
+    def _renew_lease(self) -> None:
+        """Restart the x-expires countdown (none while consumers are attached)."""
+        if self.idle_ms is None:
+            return
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        if self.consumers or self.deleted:
+            return
+        self.idle_deadline = now_ms() + self.idle_ms
+        delay = self.idle_ms / 1000
+        self.idle_timer = bound_loop().call_later(delay, post, self.actor_ref, IdleDue())
+
+    def _idle_due(self, _msg: IdleDue) -> None:
+        self.idle_timer = None
+        if self.consumers or self.deleted or now_ms() < self.idle_deadline:
+            return
+        log.info("queue %s in vhost %s expired (x-expires)", self.name, self.owner_vhost)
+        post(self.vhost, Request(spec.QueueDelete(queue=self.name), None, 0))
 
     # ----- the store (durable queues only)
 
@@ -253,10 +449,16 @@ class QueueActor(LoopActor):
             message = entry.message
             if isinstance(message, int):  # recovery left the body in the store
                 backlog.page(entry.id, message, entry.redelivered)
+            elif entry.expires and (len(backlog) or len(ready) >= limit):
+                backlog.keep(entry)  # an expiry is kept in memory only: not paged
             elif len(backlog) or len(ready) >= limit:
                 backlog.page(entry.id, message.store_id, entry.redelivered)
             else:
                 ready.append(entry)
+            if entry.expires:
+                self.expiring = True
+            if self.limits is not None and not isinstance(message, int):
+                self.ready_bytes += len(message.body)
         self.paging = bool(len(backlog))
 
     def _paged_out(self, msg: Stored) -> None:
@@ -264,7 +466,7 @@ class QueueActor(LoopActor):
         spill, backlog = self.spill, self.backlog
         while spill and spill[0].id <= msg.last_position:
             entry = spill.popleft()
-            if entry.message.store_id and entry.message.persistent:
+            if entry.message.store_id and entry.message.persistent and not entry.expires:
                 backlog.page(entry.id, entry.message.store_id, entry.redelivered)
             else:
                 backlog.keep(entry)
@@ -341,14 +543,24 @@ class QueueActor(LoopActor):
     def _next_entry(self) -> Entry:
         requeued = self.requeued
         if requeued and (not self.ready or requeued[0].id < self.ready[0].id):
-            return heapq.heappop(requeued)
-        return self.ready.popleft()
+            entry = heapq.heappop(requeued)
+        else:
+            entry = self.ready.popleft()
+        if self.limits is not None:
+            self.ready_bytes -= len(entry.message.body)
+        return entry
 
-    def _deliver_ready(self) -> None:
+    def _deliver_ready(self, now: int = 0) -> None:
+        """Hand ready entries round the consumers, within their credit, window and prefetch
+        (expired ones are dropped instead: as of ``now``, default the current time)."""
         rotation = self.rotation
         ready, requeued = self.ready, self.requeued
         unacked = self.unacked
         batches: dict[ConsumerRecord, list[Entry]] = {}
+        expiring = self.expiring
+        if expiring and not now:
+            now = now_ms()
+        expired: list[Entry] = []
         stalled = 0
         while (ready or requeued) and stalled < len(rotation):
             record = rotation[0]
@@ -365,6 +577,9 @@ class QueueActor(LoopActor):
                 continue
             stalled = 0
             entry = self._next_entry()
+            if expiring and entry.expires and entry.expires < now:
+                expired.append(entry)
+                continue
             record.credit -= 1
             record.window -= 1
             if not record.no_ack:
@@ -381,6 +596,8 @@ class QueueActor(LoopActor):
                 self._mark_delivered(entries, record.no_ack)
             if not post(record.ref, Deliver(entries)):
                 self._consumer_gone(record)
+        if expired:
+            self._discard(expired, "expired")
         if self.paging and self.loading is None and len(ready) < self.limit // 2 + 1:
             self._refill()
             if ready and rotation:
@@ -404,13 +621,22 @@ class QueueActor(LoopActor):
             if record is not None:
                 record.in_flight -= 1
             if requeue:
-                push(Entry(entry.id, entry.message, True))
+                push(Entry(entry.id, entry.message, True, entry.expires))
+                if self.limits is not None:
+                    self.ready_bytes += len(entry.message.body)
             else:
                 done.append(entry)
-        if done and self.store is not None:
+        if requeue is False:
+            self._discard(done, "rejected")
+        elif done and self.store is not None:
             self._unstore(done)
         if self.rotation:
             self._deliver_ready()
+        if requeue:
+            if self.limits is not None:
+                self._drop_over_limit()
+            if self.expiring:
+                self._expire_head(now_ms())
 
     def _credit(self, msg: Credit) -> None:
         record = self.consumers.get(msg.consumer)
@@ -462,6 +688,7 @@ class QueueActor(LoopActor):
         self.rotation.append(record)
         self.windowed += record.windowed
         self.had_consumer = True
+        self._renew_lease()
         self._deliver_ready()
 
     def _cancel_consumer(self, msg: CancelConsumer) -> None:
@@ -487,6 +714,8 @@ class QueueActor(LoopActor):
         del self.consumers[record.ref]
         self.rotation.remove(record)
         self.windowed -= record.windowed
+        if not self.consumers:
+            self._renew_lease()
 
     def _auto_delete(self) -> None:
         if self.auto_delete and not self.consumers and self.had_consumer and not self.deleted:
@@ -505,6 +734,7 @@ class QueueActor(LoopActor):
     def _request(self, req: Request) -> None:
         method = req.method
         if isinstance(method, spec.QueueDeclare):
+            self._renew_lease()
             reply: spec.Method = spec.QueueDeclareOk(
                 queue=self.name,
                 message_count=self.message_count,
@@ -538,6 +768,7 @@ class QueueActor(LoopActor):
                 post(self.store, UnstoreMessages(self.queue_id, paged))
         self.ready.clear()
         self.requeued.clear()
+        self.ready_bytes = 0
         self.spill.clear()
         self.backlog.clear()
         self.loading = None
@@ -546,6 +777,9 @@ class QueueActor(LoopActor):
         self._answer_waiting_gets()
 
     def _get(self, method: spec.BasicGet, reply_to: ActorRef[Any]) -> None:
+        self._renew_lease()
+        if self.expiring:
+            self._expire_head(now_ms())
         if not (self.ready or self.requeued) and self.paging:
             if self.loading is None:
                 self._refill()
@@ -568,6 +802,10 @@ class QueueActor(LoopActor):
     def _delete(self, method: spec.QueueDelete, req: Request) -> None:
         where = f"queue '{self.name}' in vhost '{self.owner_vhost}'"
         error = None
+        if req.reply_to is None and not method.if_unused and not self._lease_expired():
+            # x-expires fired, but the queue was used (or declared) since: it stays
+            post(self.vhost, DeleteOutcome(self.name, False, Reply(), None))
+            return
         if method.if_unused and self.consumers:
             error = AMQPError(406, f"{where} in use", 50, 40)
         elif method.if_empty and self.message_count:
@@ -594,6 +832,12 @@ class QueueActor(LoopActor):
         self._answer_waiting_gets()
         self.stop()
 
+    def _lease_expired(self) -> bool:
+        """Whether the x-expires lease has run out (a queue without one: always)."""
+        if self.idle_ms is None:
+            return True
+        return not self.consumers and now_ms() >= self.idle_deadline
+
     def _answer_waiting_gets(self) -> None:
         """basic.gets waiting for a read of paged messages: the queue is gone, answer empty."""
         for method, reply_to in self.waiting_gets:
@@ -603,6 +847,9 @@ class QueueActor(LoopActor):
     def on_stop(self) -> None:
         """Publishes still in the mailbox die with the queue; confirm them (as RabbitMQ does
         for a deleted queue) so no publisher waits forever for a confirm or a tx.commit-ok."""
+        for timer in (self.ttl_timer, self.idle_timer):
+            if timer is not None:
+                timer.cancel()
         for message, _, _ in self.actor_inbox.queue:
             if type(message) is Enqueue and message.seqs and message.reply_to is not None:
                 post(message.reply_to, Accepted(message.seqs))
@@ -618,6 +865,7 @@ class QueueActor(LoopActor):
             "messages_ready": self.message_count,
             "messages_unacknowledged": len(self.unacked),
             "messages_in_memory": self.in_memory,
+            "message_bytes_ready": self.ready_bytes if self.limits is not None else None,
             "memory_limit": self.limit if self.store is not None and not self.priorities else None,
             "published": self.next_id - 1,
             "delivered": self.delivered,
@@ -635,3 +883,9 @@ class QueueActor(LoopActor):
                 for r in self.consumers.values()
             ],
         }
+
+
+def _milliseconds(arguments: Mapping[str, Any], key: str) -> int | None:
+    """An integer argument (validated on declare), or None when absent."""
+    value = arguments.get(key)
+    return None if value is None or isinstance(value, bool) else int(value)

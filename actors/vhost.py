@@ -32,8 +32,10 @@ from actors.messages import (
     AddConsumer,
     AddReplyName,
     ConnectionClosed,
+    DeadLetters,
     DeleteOutcome,
     ExchangeResolved,
+    Publish,
     RemoveBinding,
     RemoveDestination,
     RemoveReplyName,
@@ -191,6 +193,7 @@ class VhostActor(LoopActor):
             Request: self._request,
             AddConsumer: self._add_consumer,
             ResolveExchange: self._resolve_exchange,
+            DeadLetters: self._dead_letters,
             DeleteOutcome: self._delete_outcome,
             ConnectionClosed: self._connection_closed,
             ActorFailed: self._actor_failed,
@@ -226,7 +229,7 @@ class VhostActor(LoopActor):
                 self._create_exchange(x.name, x.type, True, x.auto_delete, x.internal, x.arguments)
         for q in state.queues:
             if q.vhost == self.vhost_name:
-                entries = [Entry(pos, msg, delivered) for pos, msg, delivered in q.messages]
+                entries = [Entry(*message) for message in q.messages]
                 self._start_queue(
                     q.name, True, None, q.auto_delete, q.arguments, q.queue_id, entries
                 )
@@ -470,6 +473,15 @@ class VhostActor(LoopActor):
                 msg.name, info.ref if info else None, info.internal if info else False
             ),
         )
+
+    def _dead_letters(self, msg: DeadLetters) -> None:
+        """Route a queue's dead letters through its DLX (dropped if there is no such exchange)."""
+        info = self.exchanges.get(msg.exchange)
+        if info is None:
+            count = len(msg.messages)
+            log.debug("dead-letter exchange %r missing: %d dropped", msg.exchange, count)
+            return
+        post(info.ref, Publish(msg.messages, [], None, dead_letters=True))
 
     # ----- bindings
 

@@ -34,10 +34,10 @@ _LOAD_CHUNK = 500  # ids per SELECT ... IN (...) (well under every database's pa
 
 @dataclass(frozen=True, slots=True)
 class StoreMessages:
-    """Persist messages at positions of a durable queue."""
+    """Persist messages at positions of a durable queue: (position, message, expires)."""
 
     queue_id: int
-    rows: list[tuple[int, Message]]
+    rows: list[tuple[int, Message, int]]
     then: Notify = None
     stored: ActorRef[Any] | None = None  # told Stored (or StoreFailed) too: it pages them out
 
@@ -220,7 +220,9 @@ class StoreActor(pykka.ThreadingActor):
             ).on_conflict_ignore()
         )
         self.sql_place = _sql(
-            qm.insert(queue_id=0, position=0, message_id=0, delivered=False).on_conflict_ignore()
+            qm.insert(
+                queue_id=0, position=0, message_id=0, delivered=False, expires=0
+            ).on_conflict_ignore()
         )
         self.sql_remove = _sql(qm.delete().where((qm.queue_id == 0) & (qm.position == 0)))
         self.sql_orphan = _sql(
@@ -291,7 +293,7 @@ class StoreActor(pykka.ThreadingActor):
 
     def _store_messages(self, msg: StoreMessages) -> None:
         batch = self.batch
-        for position, message in msg.rows:
+        for position, message, expires in msg.rows:
             batch.messages.append(
                 (
                     message.store_id,
@@ -301,7 +303,7 @@ class StoreActor(pykka.ThreadingActor):
                     message.body,
                 )
             )
-            batch.placements.append((msg.queue_id, position, message.store_id, False))
+            batch.placements.append((msg.queue_id, position, message.store_id, False, expires))
         batch.size += len(msg.rows)
 
     def _unstore_messages(self, msg: UnstoreMessages) -> None:

@@ -6,8 +6,9 @@ import logging
 from pathlib import Path
 
 import peewee as pw
+from playhouse.migrate import SchemaMigrator, migrate
 
-from store.models import MODELS, SCHEMA_VERSION, SchemaVersion, database
+from store.models import MODELS, SCHEMA_VERSION, QueueMessageRow, SchemaVersion, database
 
 log = logging.getLogger("dispatchd.store")
 
@@ -38,6 +39,14 @@ def connect(url_or_dir: str) -> pw.Database:
             row = SchemaVersion.select().first()
             if row is None:
                 SchemaVersion.create(version=SCHEMA_VERSION)
+            elif row.version == 1:  # version 2 added queue_messages.expires
+                migrate(
+                    SchemaMigrator.from_database(db).add_column(
+                        QueueMessageRow._meta.table_name, "expires", QueueMessageRow.expires
+                    )
+                )
+                SchemaVersion.update(version=SCHEMA_VERSION).execute()
+                log.info("store schema upgraded from version 1 to %d", SCHEMA_VERSION)
             elif row.version != SCHEMA_VERSION:
                 raise StoreError(
                     f"data was written with schema version {row.version}; "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import peewee as pw
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: queue_messages.expires
 
 database = pw.DatabaseProxy()
 
@@ -114,6 +114,7 @@ class QueueMessageRow(BaseModel):
     position = pw.BigIntegerField()
     message_id = pw.BigIntegerField(index=True)
     delivered = pw.BooleanField(default=False)
+    expires = pw.BigIntegerField(default=0)  # wall-clock ms when the message expires; 0: never
 
     class Meta:
         table_name = "queue_messages"

@@ -33,14 +33,15 @@ class RecoveredExchange:
 
 @dataclass(frozen=True, slots=True)
 class RecoveredQueue:
-    """A durable queue to re-create, with its messages as (position, message, delivered)."""
+    """A durable queue to re-create, with its messages as (position, message, delivered,
+    expires): the message is a Message, or its store id when its body stays paged out."""
 
     queue_id: int
     vhost: str
     name: str
     auto_delete: bool
     arguments: dict[str, Any]
-    messages: list[tuple[int, Any, bool]] = field(default_factory=list)  # Message or store id
+    messages: list[tuple[int, Any, bool, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,8 @@ def load(db: pw.Database, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Recovered
     Each queue gets at most ``memory_limit`` bodies (default: the queues' in-memory limit);
     its later messages come as store ids, for the queue to page in when consumers catch up.
     A priority queue (``x-max-priority``) is never paged: it gets every body, and rebuilds
-    its per-priority order from the priorities in their stored properties.
+    its per-priority order from the priorities in their stored properties. Nor is a message
+    with an expiry (queues keep expiries in memory only).
     """
     started = time.perf_counter()
     with db.atomic():
@@ -100,7 +102,7 @@ def load(db: pw.Database, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Recovered
         limit = max(memory_limit, 1)
         unpaged = {i for i, q in queues.items() if max_priority(q.arguments)}
         placements = (
-            qm.select(qm.queue_id, qm.position, qm.delivered, qm.message_id)
+            qm.select(qm.queue_id, qm.position, qm.delivered, qm.message_id, qm.expires)
             .order_by(qm.queue_id, qm.position)
             .tuples()
             .iterator()
@@ -109,15 +111,15 @@ def load(db: pw.Database, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Recovered
         # store id (the queue pages it); before it, the body is read (once per message).
         wanted: dict[int, list[tuple[list[Any], int]]] = {}
         count = 0
-        for queue_id, position, delivered, message_id in placements:
+        for queue_id, position, delivered, message_id, expires in placements:
             queue = queues.get(queue_id)
             if queue is None:
                 continue
             count += 1
-            if len(queue.messages) >= limit and queue_id not in unpaged:
-                queue.messages.append((position, message_id, bool(delivered)))
+            if len(queue.messages) >= limit and queue_id not in unpaged and not expires:
+                queue.messages.append((position, message_id, bool(delivered), 0))
                 continue
-            queue.messages.append((position, None, bool(delivered)))
+            queue.messages.append((position, None, bool(delivered), expires or 0))
             wanted.setdefault(message_id, []).append((queue.messages, len(queue.messages) - 1))
         ids = list(wanted)
         for i in range(0, len(ids), _CHUNK):
@@ -128,8 +130,8 @@ def load(db: pw.Database, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Recovered
                 message = Message(exchange, key, bytes(props), bytes(body))
                 message.store_id = message_id
                 for messages, index in wanted[message_id]:
-                    position, _, delivered = messages[index]
-                    messages[index] = (position, message, delivered)
+                    position, _, delivered, expires = messages[index]
+                    messages[index] = (position, message, delivered, expires)
         max_message_id = m.select(pw.fn.MAX(m.id)).scalar() or 0
         max_queue_id = QueueRow.select(pw.fn.MAX(QueueRow.id)).scalar() or 0
     log.info(

@@ -21,18 +21,12 @@ RECORDED_PATH = Path(__file__).parent / "conformance" / "rabbitmq.json"
 RECORDED: dict[str, Any] = json.loads(RECORDED_PATH.read_text(encoding="utf-8"))
 
 #: Scenarios whose dispatchd outcome is allowed to differ from RabbitMQ: name -> reason.
-EXTENSIONS = "RabbitMQ extension not built yet (issue: RabbitMQ extensions)"
 KNOWN_DIFFERENCES: dict[str, str] = {
     "connection_start_contents": (
         "product is 'dispatchd'; capabilities list only what works (no connection.blocked, "
         "consumer_priorities yet)"
     ),
     "header_amqp_0_8": "AMQP 0-8 clients are refused with our 0-9-1 header (RabbitMQ speaks 0-8)",
-    "queue_dead_letter_on_reject": EXTENSIONS,
-    "queue_max_length_drop_head": EXTENSIONS,
-    "queue_max_length_reject_publish": EXTENSIONS,
-    "queue_message_ttl": EXTENSIONS,
-    "queue_per_message_expiration": EXTENSIONS,
 }
 
 

@@ -80,8 +80,10 @@ def test_messages_stored_once_and_recovered_in_order(tmp_path: Path) -> None:
         def send(ref: Any) -> None:
             store.tell(SaveQueue(1, "/", "q1", False, {"x-max-priority": 5}))
             store.tell(SaveQueue(2, "/", "q2", False, {}))
-            store.tell(StoreMessages(1, [(1, message(1, 11)), (2, shared), (3, message(3, 13))]))
-            store.tell(StoreMessages(2, [(7, shared)], then=(ref, "persisted")))
+            store.tell(
+                StoreMessages(1, [(1, message(1, 11), 0), (2, shared, 0), (3, message(3, 13), 0)])
+            )
+            store.tell(StoreMessages(2, [(7, shared, 0)], then=(ref, "persisted")))
             store.tell(MarkDelivered(1, [1]))
 
         assert await told(loop, send, 1) == ["persisted"]
@@ -91,13 +93,13 @@ def test_messages_stored_once_and_recovered_in_order(tmp_path: Path) -> None:
     state = recovery.load(db)
     db.close()
     by_name = {q.name: q for q in state.queues}
-    assert [(p, m.body, d) for p, m, d in by_name["q1"].messages] == [
+    assert [(p, m.body, d) for p, m, d, _ in by_name["q1"].messages] == [
         (1, b"body1", True),
         (2, b"body2", False),
         (3, b"body3", False),
     ]
     assert by_name["q1"].arguments == {"x-max-priority": 5}
-    ((_, again, _),) = by_name["q2"].messages
+    ((_, again, _, _),) = by_name["q2"].messages
     assert again is by_name["q1"].messages[1][1]  # one message object for both queues
     assert state.max_message_id == 13 and state.max_queue_id == 2
 
@@ -109,8 +111,8 @@ def test_unstore_removes_rows_and_orphans_only(tmp_path: Path) -> None:
         def send(ref: Any) -> None:
             store.tell(SaveQueue(1, "/", "a", False, {}))
             store.tell(SaveQueue(2, "/", "b", False, {}))
-            store.tell(StoreMessages(1, [(1, shared), (2, message(2, 22))]))
-            store.tell(StoreMessages(2, [(1, shared)]))
+            store.tell(StoreMessages(1, [(1, shared, 0), (2, message(2, 22), 0)]))
+            store.tell(StoreMessages(2, [(1, shared, 0)]))
             store.tell(UnstoreMessages(1, [(1, 21), (2, 22)], then=(ref, "gone")))
 
         await told(loop, send, 1)
@@ -118,7 +120,7 @@ def test_unstore_removes_rows_and_orphans_only(tmp_path: Path) -> None:
     run_with_store(tmp_path, script)
     db = connect(str(tmp_path))
     state = recovery.load(db)
-    assert {q.name: [m.body for _, m, _ in q.messages] for q in state.queues} == {
+    assert {q.name: [m.body for _, m, _, _ in q.messages] for q in state.queues} == {
         "a": [],
         "b": [b"body1"],
     }
@@ -134,7 +136,7 @@ def test_entities_and_queue_delete_cascade(tmp_path: Path) -> None:
             store.tell(SaveQueue(2, "/", "keep", False, {}))
             store.tell(SaveBinding("/", "x", "queue", "q", "a.#", {}))
             store.tell(SaveBinding("/", "x", "queue", "keep", "b", {"k": 1}))
-            store.tell(StoreMessages(1, [(1, message(1, 1))]))
+            store.tell(StoreMessages(1, [(1, message(1, 1), 0)]))
             store.tell(DeleteQueue(1, "/", "q", then=(ref, "deleted")))
 
         await told(loop, send, 1)
@@ -164,7 +166,7 @@ def test_failed_commit_confirms_nothing(tmp_path: Path) -> None:
         other.close()
 
         def send_more(ref: Any) -> None:
-            store.tell(StoreMessages(1, [(1, message(1, 5))], then=(ref, "persisted")))
+            store.tell(StoreMessages(1, [(1, message(1, 5), 0)], then=(ref, "persisted")))
 
         return await told(loop, send_more, 1)
 
