@@ -182,3 +182,27 @@ def test_foreign_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "dispatchd.db").write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="cannot open the store"):
         connect(str(tmp_path))
+
+
+def test_version_1_store_is_upgraded_keeping_its_messages(tmp_path: Path) -> None:
+    """A data dir written before message expiries were stored (schema 1) opens: the column
+    is added (no expiry for the old rows) and the messages are recovered."""
+    db = connect(str(tmp_path))
+    db.execute_sql("ALTER TABLE queue_messages DROP COLUMN expires")
+    db.execute_sql(
+        "INSERT INTO queues (id, vhost, name, auto_delete, arguments)"
+        " VALUES (1, '/', 'old', 0, x'00000000')"
+    )
+    db.execute_sql("INSERT INTO messages VALUES (5, '', 'old', x'0000', x'6869')")
+    db.execute_sql(
+        "INSERT INTO queue_messages (queue_id, position, message_id, delivered) VALUES (1, 1, 5, 0)"
+    )
+    db.execute_sql("UPDATE schema_version SET version = 1")
+    db.close()
+    db = connect(str(tmp_path))
+    try:
+        assert db.execute_sql("SELECT version FROM schema_version").fetchone() == (2,)
+        (queue,) = recovery.load(db).queues
+        assert [(p, m.body, expires) for p, m, _, expires in queue.messages] == [(1, b"hi", 0)]
+    finally:
+        db.close()
