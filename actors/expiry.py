@@ -22,6 +22,7 @@ __all__ = ["EXPIRATION_FLAG", "check_expiration", "message_ttl", "now_ms"]
 
 EXPIRATION_FLAG = 0x01  # the expiration bit of the first property-flags byte (bit 8)
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+LINE_LENGTH = 80  # io_lib's ~p line width
 
 
 def now_ms() -> int:
@@ -29,19 +30,30 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _parse(text: str) -> int | str:
+def _parse(text: str) -> int | str | tuple[str, str]:
     """Erlang's ``string:to_integer`` then ``check_expiry``: milliseconds, or the error term."""
     match = _INTEGER.match(text)
     if match is None:
         return "no_integer"
     if match.end() != len(text):
-        return f"{{leftover_string,{erlang_string(text[match.end() :])}}}"
+        return ("leftover_string", erlang_string(text[match.end() :]))
     value = int(match.group())
     if value < 0:
-        return f"{{value_negative,{value}}}"
+        return ("value_negative", str(value))
     if value > MAX_EXPIRY:
-        return f"{{value_too_large,{value}}}"
+        return ("value_too_large", str(value))
     return value
+
+
+def _printed(term: str | tuple[str, str], column: int) -> str:
+    """An error term as ``~p`` prints it from ``column``: a pair that would pass column 80
+    breaks after its comma, the second element under the first."""
+    if isinstance(term, str):
+        return term
+    flat = f"{{{term[0]},{term[1]}}}"
+    if column + len(flat) <= LINE_LENGTH:
+        return flat
+    return f"{{{term[0]},\n{' ' * (column + 1)}{term[1]}}}"
 
 
 def check_expiration(message: Message) -> None:
@@ -50,8 +62,9 @@ def check_expiration(message: Message) -> None:
     if text is None:
         return
     parsed = _parse(text)
-    if isinstance(parsed, str):
-        raise AMQPError(406, f"invalid expiration '{text}': {parsed}")
+    if not isinstance(parsed, int):
+        prefix = f"invalid expiration '{text}': "
+        raise AMQPError(406, prefix + _printed(parsed, len(prefix)))
 
 
 def message_ttl(message: Message) -> int | None:

@@ -301,8 +301,8 @@ class QueueActor(LoopActor):
             self._deliver_ready(now)
         if self.limits is not None:
             self._drop_over_limit()
-        if self.expiring:  # x-message-ttl 0: what no consumer took at once expires now
-            self._expire_head(max(now_ms(), now + 1) if ttl == 0 else now_ms())
+        if self.expiring:  # a TTL of 0: what no consumer took at once expires now
+            self._expire_head(max(now_ms(), now + 1))
 
     def _expiry(self, message: Message, now: int) -> int:
         """When a message arriving ``now`` expires: the queue's TTL or its own, the smaller."""
@@ -790,6 +790,8 @@ class QueueActor(LoopActor):
             post(reply_to, GetResult(None, 0, self.actor_ref, method.no_ack))
             return
         entry = self._next_entry()
+        if self.expiring:  # as RabbitMQ, the count leaves out what expired behind it
+            self._expire_head(now_ms())
         self.delivered += 1
         if not method.no_ack:
             self.unacked[entry.id] = (entry, None)
