@@ -56,8 +56,47 @@ def _printed(term: str | tuple[str, str], column: int) -> str:
     return f"{{{term[0]},\n{' ' * (column + 1)}{term[1]}}}"
 
 
+def _raw_expiration(raw: bytes) -> bytes | None:
+    """The expiration property's bytes, read straight from the raw property list (the
+    properties before it are skipped, not decoded), or None when it is absent."""
+    flags = raw[0]
+    if not flags & EXPIRATION_FLAG:
+        return None
+    offset = 2
+    if flags & 0x80:  # content-type, shortstr
+        offset += 1 + raw[offset]
+    if flags & 0x40:  # content-encoding, shortstr
+        offset += 1 + raw[offset]
+    if flags & 0x20:  # headers, a table with a 32-bit length
+        offset += 4 + int.from_bytes(raw[offset : offset + 4], "big")
+    offset += (flags & 0x10) >> 4  # delivery-mode, octet
+    offset += (flags & 0x08) >> 3  # priority, octet
+    if flags & 0x04:  # correlation-id, shortstr
+        offset += 1 + raw[offset]
+    if flags & 0x02:  # reply-to, shortstr
+        offset += 1 + raw[offset]
+    return raw[offset + 1 : offset + 1 + raw[offset]]
+
+
+def _fast_ttl(raw: bytes) -> int | None:
+    """The TTL of a plain decimal expiration within range, else None (absent or unusual:
+    the full parse decides)."""
+    try:
+        value = _raw_expiration(raw)
+    except IndexError:  # a malformed property list: the full decode reports it
+        return None
+    if value is not None and value.isdigit():  # ASCII digits only, for bytes
+        ttl = int(value)
+        if ttl <= MAX_EXPIRY:
+            return ttl
+    return None
+
+
 def check_expiration(message: Message) -> None:
     """A publish's expiration property must parse (406 PRECONDITION_FAILED otherwise)."""
+    raw = message.raw_properties
+    if len(raw) < 2 or _fast_ttl(raw) is not None:
+        return
     text = message.properties.expiration
     if text is None:
         return
@@ -72,5 +111,8 @@ def message_ttl(message: Message) -> int | None:
     raw = message.raw_properties
     if len(raw) < 2 or not raw[0] & EXPIRATION_FLAG:
         return None
+    ttl = _fast_ttl(raw)
+    if ttl is not None:
+        return ttl
     parsed = _parse(message.properties.expiration or "")
     return parsed if isinstance(parsed, int) else None

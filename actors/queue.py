@@ -265,14 +265,15 @@ class QueueActor(LoopActor):
         spilled = self.paging
         room = self.limit - len(ready)
         ttl = self.ttl
-        now = 0
+        now = 0 if ttl is None else now_ms()
+        deadline = 0 if ttl is None else now + ttl  # the queue's TTL, for messages without one
         for message in messages:
             raw = message.raw_properties
-            if ttl is None and not (len(raw) > 1 and raw[0] & 0x01):  # no TTL: the usual case
-                entry = Entry(next_id, message)
-            else:
+            if len(raw) > 1 and raw[0] & 0x01:  # the message has its own expiration
                 now = now or now_ms()
                 entry = Entry(next_id, message, False, self._expiry(message, now))
+            else:  # the usual case: no TTL at all (deadline 0), or the queue's
+                entry = Entry(next_id, message, False, deadline)
             if spilled or room <= 0:  # past the limit: paged out once committed
                 spilled = True
                 self.spill.append(entry)

@@ -64,10 +64,14 @@ def client_port(client: RawClient | socket.socket) -> int:
     return sock.getsockname()[1]
 
 
-def connection_lines(broker: BrokerProcess, port: int, level: str = "WARNING") -> list[str]:
-    """The broker's log lines at ``level`` about the connection from local ``port``."""
+def connection_lines(
+    broker: BrokerProcess, port: int, level: str = "WARNING", since: int = 0
+) -> list[str]:
+    """The broker's log lines at ``level`` about the connection from local ``port``, from
+    offset ``since`` of its log on (an earlier connection may have had the same port)."""
     needle = f"127.0.0.1:{port} ->"
-    return [line for line in broker.log.splitlines() if needle in line and f" {level} " in line]
+    lines = broker.log[since:].splitlines()
+    return [line for line in lines if needle in line and f" {level} " in line]
 
 
 def close_frame(item: Any) -> tuple[int, str, int, int] | None:
