@@ -1,4 +1,5 @@
-"""Queue arguments checked on declare, one validator per argument, as RabbitMQ 3.10 does.
+"""Queue arguments checked on declare (and basic.consume's, :data:`CONSUME_VALIDATORS`), one
+validator per argument, as RabbitMQ 3.10 does.
 
 ``rabbit_amqqueue:declare_args/0`` pairs each ``x-`` argument with a check; the first that
 fails closes the channel with 406 and the Erlang term it returned, printed with ``~p``::
@@ -19,7 +20,13 @@ from typing import Any
 
 from actors.routing.terms import field_type
 
-__all__ = ["VALIDATORS", "argument_error", "dead_letter_exchange_error", "erlang_string"]
+__all__ = [
+    "CONSUME_VALIDATORS",
+    "VALIDATORS",
+    "argument_error",
+    "dead_letter_exchange_error",
+    "erlang_string",
+]
 
 # The field types rabbit_amqqueue accepts as integers (?INTEGER_ARG_TYPES).
 INTEGER_TYPES = frozenset(
@@ -129,9 +136,15 @@ def check_max_priority(value: Any, args: Mapping[str, Any]) -> str | None:
 
 
 def check_single_active_consumer(value: Any, _args: Mapping[str, Any]) -> str | None:
-    """``x-single-active-consumer``: a boolean."""
+    """``x-single-active-consumer`` (and basic.consume's ``x-cancel-on-ha-failover``): a
+    boolean."""
     kind = field_type(value)
     return None if kind == "bool" else f"{{unacceptable_type,{kind}}}"
+
+
+def check_consumer_priority(value: Any, _args: Mapping[str, Any]) -> str | None:
+    """basic.consume's ``x-priority``: any integer (negative too)."""
+    return _integer(value)
 
 
 check_overflow = _one_of(OVERFLOW_MODES, lambda _text: "invalid_overflow")
@@ -157,6 +170,14 @@ VALIDATORS: tuple[tuple[str, Validator], ...] = (
 )
 
 
+#: basic.consume's arguments (rabbit_amqqueue:consume_args/0), checked once the queue is found
+#: (after 404 and 405) and in this order; other keys are ignored, as RabbitMQ does.
+CONSUME_VALIDATORS: tuple[tuple[str, Validator], ...] = (
+    ("x-priority", check_consumer_priority),
+    ("x-cancel-on-ha-failover", check_single_active_consumer),
+)
+
+
 def dead_letter_exchange_error(args: Mapping[str, Any]) -> str | None:
     """The type of a non-string ``x-dead-letter-exchange`` (checked by the channel first)."""
     if "x-dead-letter-exchange" not in args:
@@ -165,9 +186,12 @@ def dead_letter_exchange_error(args: Mapping[str, Any]) -> str | None:
     return None if kind == "longstr" else kind
 
 
-def argument_error(args: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The first invalid argument of a new queue and RabbitMQ's term for it, or None."""
-    for key, check in VALIDATORS:
+def argument_error(
+    args: Mapping[str, Any], validators: tuple[tuple[str, Validator], ...] = VALIDATORS
+) -> tuple[str, str] | None:
+    """The first invalid argument of a new queue (or of a consume, with CONSUME_VALIDATORS)
+    and RabbitMQ's term for it, or None."""
+    for key, check in validators:
         if key in args:
             error = check(args[key], args)
             if error is not None:

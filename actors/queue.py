@@ -54,6 +54,7 @@ from actors.messages import (
     WindowWanted,
 )
 from actors.priority import PriorityReady, max_priority
+from actors.rotation import Rotation, consumer_priority
 from actors.runtime import LoopActor, bound_loop, post
 from store.actor import (
     DeleteQueue,
@@ -101,6 +102,8 @@ class ConsumerRecord:
         "window",
         "windowed",
         "asking",
+        "priority",
+        "arguments",
     )
 
     def __init__(self, add: AddConsumer) -> None:
@@ -115,6 +118,8 @@ class ConsumerRecord:
         self.windowed = add.windowed
         self.window = 0 if add.windowed else UNLIMITED
         self.asking = False  # a WindowWanted is out and not yet answered
+        self.priority = consumer_priority(add.arguments)
+        self.arguments = add.arguments
 
     def set_limited(self, limited: bool) -> None:
         """Switch the channel window on (empty until granted) or off (unlimited)."""
@@ -200,7 +205,10 @@ class QueueActor(LoopActor):
         self._recover(recovered or [])
         self.unacked: dict[int, tuple[Entry, ConsumerRecord | None]] = {}
         self.consumers: dict[ActorRef[Any], ConsumerRecord] = {}
-        self.rotation: deque[ConsumerRecord] = deque()
+        # Consumers in delivery order: round-robin groups by x-priority, or the single active.
+        self.rotation: Rotation[ConsumerRecord] = Rotation(
+            arguments.get("x-single-active-consumer") is True
+        )
         last = self.backlog.positions[-1] if len(self.backlog) else 0
         self.next_id = max(last, self.ready[-1].id if self.ready else 0) + 1
         self.had_consumer = False
@@ -370,7 +378,9 @@ class QueueActor(LoopActor):
         limits = self.limits
         assert limits is not None
         count, size = self.message_count, self.ready_bytes
-        room = 0 if count else sum(min(r.room(), r.window) for r in self.rotation)
+        room = 0
+        if not count:  # consumers with room take messages at once, whatever the limits
+            room = sum(min(r.room(), r.window) for group in self.rotation for r in group)
         kept: list[Message] = []
         kept_seqs: list[int] = []
         refused: list[Message] = []
@@ -554,7 +564,8 @@ class QueueActor(LoopActor):
     def _deliver_ready(self, now: int = 0) -> None:
         """Hand ready entries round the consumers, within their credit, window and prefetch
         (expired ones are dropped instead: as of ``now``, default the current time)."""
-        rotation = self.rotation
+        groups = iter(self.rotation)  # round-robin groups, highest consumer priority first
+        rotation: deque[ConsumerRecord] = deque()
         ready, requeued = self.ready, self.requeued
         unacked = self.unacked
         batches: dict[ConsumerRecord, list[Entry]] = {}
@@ -563,7 +574,12 @@ class QueueActor(LoopActor):
             now = now_ms()
         expired: list[Entry] = []
         stalled = 0
-        while (ready or requeued) and stalled < len(rotation):
+        while ready or requeued:
+            if stalled >= len(rotation):  # all in this group are blocked: on to the next
+                rotation = next(groups, None)
+                if rotation is None:
+                    break
+                stalled = 0
             record = rotation[0]
             rotation.rotate(-1)
             # Does one more delivery fit its flow credit, channel window and prefetch?
@@ -601,7 +617,7 @@ class QueueActor(LoopActor):
             self._discard(expired, "expired")
         if self.paging and self.loading is None and len(ready) < self.limit // 2 + 1:
             self._refill()
-            if ready and rotation:
+            if ready and self.rotation:
                 self._deliver_ready()
                 return
         if self.windowed and not (ready or requeued) and not self.paging:
@@ -656,7 +672,7 @@ class QueueActor(LoopActor):
 
     def _return_windows(self) -> None:
         """The queue ran dry: give back window that windowed consumers hold unused."""
-        for record in self.rotation:
+        for record in self.consumers.values():
             if record.windowed and record.window > 0:
                 post(record.ref, WindowReturned(record.tag, record.ref, record.window))
                 record.window = 0
@@ -679,18 +695,20 @@ class QueueActor(LoopActor):
 
     def _add_consumer(self, add: AddConsumer) -> None:
         text = f"queue '{self.name}' in vhost '{self.owner_vhost}' in exclusive use"
-        if any(r.exclusive for r in self.consumers.values()) or (add.exclusive and self.consumers):
+        if any(r.exclusive for r in self.consumers.values()) or (
+            add.exclusive and (self.consumers or self.rotation.single_active)
+        ):
             post(add.channel, Reply(error=AMQPError(403, text, 60, 20)))
             return
         if not post(add.consumer, ConsumerAdded(add.consumer_tag, self.actor_ref, add.nowait)):
             return  # its channel closed while the consume was on its way
         record = ConsumerRecord(add)
         self.consumers[add.consumer] = record
-        self.rotation.append(record)
         self.windowed += record.windowed
         self.had_consumer = True
         self._renew_lease()
-        self._deliver_ready()
+        if self.rotation.join(record):
+            self._deliver_ready()
 
     def _cancel_consumer(self, msg: CancelConsumer) -> None:
         record = self.consumers.get(msg.consumer)
@@ -699,24 +717,29 @@ class QueueActor(LoopActor):
         if msg.channel_closed:
             self._consumer_gone(record)
             return
-        self._remove_consumer(record)
+        promoted = self._remove_consumer(record)
         post(record.ref, ConsumerRemoved(record.tag, notify=False, nowait=msg.nowait))
+        if promoted:
+            self._deliver_ready()
         self._auto_delete()
 
     def _consumer_gone(self, record: ConsumerRecord) -> None:
         """The consumer's channel closed: what it holds unacknowledged goes back, in order."""
-        self._remove_consumer(record)
+        promoted = self._remove_consumer(record)
         held = [i for i, (_, owner) in self.unacked.items() if owner is record]
         if held:
-            self._settle(Settle(held, True))
+            self._settle(Settle(held, True))  # delivers to the successor, if any
+        elif promoted:
+            self._deliver_ready()
         self._auto_delete()
 
-    def _remove_consumer(self, record: ConsumerRecord) -> None:
+    def _remove_consumer(self, record: ConsumerRecord) -> bool:
+        """Forget a consumer; True if a waiting single active consumer took its place."""
         del self.consumers[record.ref]
-        self.rotation.remove(record)
         self.windowed -= record.windowed
         if not self.consumers:
             self._renew_lease()
+        return self.rotation.leave(record)
 
     def _auto_delete(self) -> None:
         if self.auto_delete and not self.consumers and self.had_consumer and not self.deleted:
@@ -820,7 +843,7 @@ class QueueActor(LoopActor):
         for record in self.consumers.values():
             post(record.ref, ConsumerRemoved(record.tag, notify=True))
         self.consumers.clear()
-        self.rotation.clear()
+        self.rotation.reset()
         self.windowed = 0
         reply = None if method.no_wait else spec.QueueDeleteOk(message_count=count)
         outcome = DeleteOutcome(self.name, True, Reply(reply), req.reply_to)
@@ -882,6 +905,10 @@ class QueueActor(LoopActor):
                     "prefetch_count": r.prefetch,
                     "exclusive": r.exclusive,
                     "in_flight": r.in_flight,
+                    "arguments": r.arguments,
+                    "priority": r.priority,
+                    "active": self.rotation.is_active(r),
+                    "activity_status": self.rotation.status(r),
                 }
                 for r in self.consumers.values()
             ],

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pykka import ActorRef
 
-from actors.arguments import argument_error, dead_letter_exchange_error
+from actors.arguments import CONSUME_VALIDATORS, argument_error, dead_letter_exchange_error
 from actors.content import Entry
 from actors.exchange import ExchangeActor, ExchangeNode, Topology
 from actors.messages import (
@@ -660,6 +660,10 @@ class VhostActor(LoopActor):
     def _add_consumer(self, add: AddConsumer) -> None:
         try:
             info = self._queue(add.queue, add)
+            invalid = argument_error(add.arguments, CONSUME_VALIDATORS)
+            if invalid is not None:
+                where = self._where("queue", add.queue)
+                raise AMQPError(406, f"invalid arg '{invalid[0]}' for {where}: {invalid[1]}")
         except AMQPError as error:
             post(add.channel, Reply(error=error.at(60, 20)))
             return

@@ -10,7 +10,8 @@ What each actor's ``describe()`` contributes (the admin's side of the contract):
 
 - vhost: ``exchanges``, ``queues`` (declarations with the ``actor`` URN) and ``bindings``;
 - queue: ``messages_ready``, ``messages_unacknowledged``, ``published``, ``delivered``,
-  ``acked`` and ``consumers`` (tag, channel URN, ack_required, prefetch_count, exclusive);
+  ``acked`` and ``consumers`` (tag, channel URN, ack_required, prefetch_count, exclusive,
+  arguments, priority, active and activity_status);
 - channel: ``number``, prefetch, unacked/unconfirmed/uncommitted counts, ``confirm``,
   ``transactional``, ``published``, ``delivered``, ``acked``.
 """
@@ -329,6 +330,10 @@ class Records:
             record["exclusive_consumer_tag"] = next(
                 (c["consumer_tag"] for c in consumers if c.get("exclusive")), None
             )
+            if q["arguments"].get("x-single-active-consumer") is True:
+                record["single_active_consumer_tag"] = next(
+                    (c["consumer_tag"] for c in consumers if c.get("active")), None
+                )
             record["message_stats"] = self._stats(key, _counts(d))
         record["mailbox"] = self._mailbox(urn)
         return record
@@ -408,8 +413,8 @@ class Records:
                             "prefetch_count": c["prefetch_count"],
                             "exclusive": c["exclusive"],
                             "arguments": c.get("arguments", {}),
-                            "active": True,
-                            "activity_status": "up",
+                            "active": c.get("active", True),
+                            "activity_status": c.get("activity_status", "up"),
                         }
                     )
         if vhost is None:

@@ -30,6 +30,7 @@ CAPABILITIES: dict[str, bool] = {
     "exchange_exchange_bindings": True,
     "basic.nack": True,
     "consumer_cancel_notify": True,
+    "consumer_priorities": True,
     "per_consumer_qos": True,
     "authentication_failure_close": True,
     "direct_reply_to": True,

@@ -41,11 +41,13 @@ __all__ = [
     "assert_closes",
     "bodies",
     "close_reply",
+    "consumer",
     "peer",
     "pump",
     "quiet",
     "raw_publish",
     "replies",
+    "settle",
     "wait_count",
 ]
 
@@ -260,3 +262,26 @@ def wait_count(peer: Peer, queue: str, count: int) -> int:
     while (found := peer.count(queue)) != count and time.monotonic() < deadline:
         pass
     return found
+
+
+def consumer(
+    peer: Peer,
+    queue: str,
+    inbox: Inbox,
+    tag: str,
+    prefetch: int = 0,
+    priority: int | None = None,
+) -> BlockingChannel:
+    """A consumer on a connection of its own (``priority=None``: no ``x-priority``)."""
+    channel = peer.channel()
+    if prefetch:
+        channel.basic_qos(prefetch_count=prefetch)
+    arguments = None if priority is None else {"x-priority": priority}
+    channel.basic_consume(queue, inbox, consumer_tag=tag, arguments=arguments)
+    return channel
+
+
+def settle(*channels: BlockingChannel) -> None:
+    """Let deliveries in flight arrive on every consumer's connection."""
+    for channel in channels:
+        quiet(channel.connection)

@@ -23,8 +23,7 @@ RECORDED: dict[str, Any] = json.loads(RECORDED_PATH.read_text(encoding="utf-8"))
 #: Scenarios whose dispatchd outcome is allowed to differ from RabbitMQ: name -> reason.
 KNOWN_DIFFERENCES: dict[str, str] = {
     "connection_start_contents": (
-        "product is 'dispatchd'; capabilities list only what works (no connection.blocked, "
-        "consumer_priorities yet)"
+        "product is 'dispatchd'; capabilities list only what works (no connection.blocked yet)"
     ),
     "header_amqp_0_8": "AMQP 0-8 clients are refused with our 0-9-1 header (RabbitMQ speaks 0-8)",
 }
