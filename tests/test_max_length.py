@@ -20,8 +20,9 @@ import pika
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
-from tests.basic_support import WAIT, Peer, quiet, wait_count
+from tests.basic_support import WAIT, Inbox, Peer, consumer, pump, quiet, wait_count
 from tests.basic_support import peer as peer
+from tests.conformance.helpers import confirm_outcomes, ok
 from tests.conftest import BrokerProcess
 
 
@@ -252,3 +253,18 @@ def test_limits_after_restart(fresh_broker: BrokerProcess) -> None:
     got = [(body, p.headers["x-death"][0]["reason"]) for _m, p, body in iter_get(channel, "dlq")]
     assert got == [(b"m0", "maxlen"), (b"m1", "maxlen")]
     connection.close()
+
+
+def test_reject_publish_counts_nothing_a_consumer_takes_at_once(peer: Peer) -> None:
+    """A consumer with room takes each message as it arrives: none is refused, even in a burst
+    far larger than the limit (one batch of publishes to the queue)."""
+    queue = peer.queue(**{"x-max-length": 1, "x-overflow": "reject-publish"})
+    inbox = Inbox()
+    listener = consumer(peer, queue, inbox, "taker", prefetch=50)
+    client = peer.raw()
+    ok(client, 1, pika.spec.Confirm.Select())
+    for i in range(20):
+        client.publish(1, "", queue, f"m{i}".encode())
+    assert set(confirm_outcomes(client, 20)["confirms"].values()) == {"ack"}
+    assert pump(listener.connection, lambda: len(inbox.items) == 20)
+    assert [d.body for d in inbox.items] == [f"m{i}".encode() for i in range(20)]
