@@ -9,8 +9,9 @@ fails closes the channel with 406 and the Erlang term it returned, printed with 
 The order below is the order RabbitMQ reports errors in (probed on 3.10: ``x-queue-type``
 comes first). Before any of them, ``rabbit_channel`` checks that ``x-dead-letter-exchange``
 is a string (:func:`dead_letter_exchange_error`). Only new queues are checked; a redeclare
-is compared for equivalence instead. Validation is all this module does: the behaviours the
-arguments ask for are the queue's business.
+is compared for equivalence instead. Validation (and :func:`integer_argument`, reading back
+an integer it let through) is all this module does: the behaviours the arguments ask for are
+the queue's business.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from actors.routing.terms import field_type
+from actors.routing.terms import as_text, field_type
 
 __all__ = [
     "CONSUME_VALIDATORS",
@@ -26,6 +27,7 @@ __all__ = [
     "argument_error",
     "dead_letter_exchange_error",
     "erlang_string",
+    "integer_argument",
 ]
 
 # The field types rabbit_amqqueue accepts as integers (?INTEGER_ARG_TYPES).
@@ -61,11 +63,6 @@ def erlang_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _text(value: Any) -> str:
-    """A longstr value as text (str, or bytes that were not UTF-8)."""
-    return value if isinstance(value, str) else bytes(value).decode("utf-8", "surrogateescape")
-
-
 # ----- building blocks (rabbit_amqqueue's check_* functions)
 
 
@@ -96,7 +93,7 @@ def _one_of(choices: tuple[str, ...], invalid: Callable[[str], str]) -> Validato
         kind = field_type(value)
         if kind != "longstr":
             return f"{{unacceptable_type,{kind}}}"
-        text = _text(value)
+        text = as_text(value)
         return None if text in choices else invalid(text)
 
     return check
@@ -176,6 +173,12 @@ CONSUME_VALIDATORS: tuple[tuple[str, Validator], ...] = (
     ("x-priority", check_consumer_priority),
     ("x-cancel-on-ha-failover", check_single_active_consumer),
 )
+
+
+def integer_argument(args: Mapping[str, Any], key: str) -> int | None:
+    """A validated integer argument's value, or None when it is absent."""
+    value = args.get(key)
+    return None if value is None or isinstance(value, bool) else int(value)
 
 
 def dead_letter_exchange_error(args: Mapping[str, Any]) -> str | None:

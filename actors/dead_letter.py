@@ -25,15 +25,11 @@ from typing import Any
 
 from actors.content import Message
 from actors.distribution import Distributed
-from actors.routing.terms import field_type
+from actors.routing.terms import as_text, field_type
 from wire import spec
 from wire.fields import Int64, Timestamp
 
 __all__ = ["DeadLettered", "DeadLetterTarget", "dead_letter_target", "is_cycle"]
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else bytes(value).decode("utf-8", "surrogateescape")
 
 
 class DeadLettered(Distributed):
@@ -66,7 +62,7 @@ class DeadLetterTarget:
             "queue": self.queue,
             "time": Timestamp(int(time.time())),
             "exchange": message.exchange,
-            "routing-keys": [message.routing_key, *map(_text, routes)],
+            "routing-keys": [message.routing_key, *map(as_text, routes)],
         }
         if props.expiration is not None:
             info["original-expiration"] = props.expiration
@@ -107,8 +103,8 @@ def _record_death(headers: dict[str, Any], info: dict[str, Any]) -> None:
 def _matches(death: Any, queue: str, reason: str) -> bool:
     return (
         isinstance(death, Mapping)
-        and _text(death.get("queue", b"")) == queue
-        and _text(death.get("reason", b"")) == reason
+        and as_text(death.get("queue", b"")) == queue
+        and as_text(death.get("reason", b"")) == reason
     )
 
 
@@ -122,9 +118,9 @@ def is_cycle(message: DeadLettered, queue: str) -> bool:
     for death in deaths:
         if not isinstance(death, Mapping):
             return False  # something a client put there: not a fully automatic cycle
-        if _text(death.get("reason", b"")) == "rejected":
+        if as_text(death.get("reason", b"")) == "rejected":
             return False
-        if _text(death.get("queue", b"")) == queue:
+        if as_text(death.get("queue", b"")) == queue:
             return True
     return False
 
@@ -135,4 +131,4 @@ def dead_letter_target(arguments: Mapping[str, Any], queue: str) -> DeadLetterTa
     if exchange is None:
         return None
     key = arguments.get("x-dead-letter-routing-key")
-    return DeadLetterTarget(_text(exchange), None if key is None else _text(key), queue)
+    return DeadLetterTarget(as_text(exchange), None if key is None else as_text(key), queue)

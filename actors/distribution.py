@@ -9,10 +9,8 @@ empty), ``CC`` is kept. Only publishes whose headers flag is set ever come here.
 
 from __future__ import annotations
 
-from typing import Any
-
 from actors.content import Message
-from actors.routing.terms import field_type
+from actors.routing.terms import as_text, field_type
 from wire.errors import AMQPError
 
 __all__ = ["Distributed", "sender_selected"]
@@ -32,10 +30,6 @@ class Distributed(Message):
         self.keys = keys
 
 
-def _key(value: Any) -> str:
-    return value if isinstance(value, str) else bytes(value).decode("utf-8", "surrogateescape")
-
-
 def sender_selected(message: Message) -> Message:
     """The message to route: itself without CC/BCC, else a :class:`Distributed` (406 if a
     routing header is not an array)."""
@@ -52,7 +46,7 @@ def sender_selected(message: Message) -> Message:
             raise AMQPError(
                 406, f'invalid message: {{unacceptable_type_in_header,"{name}",{kind}}}'
             )
-        keys += [_key(route) for route in routes if field_type(route) == "longstr"]
+        keys += [as_text(route) for route in routes if field_type(route) == "longstr"]
     raw = message.raw_properties
     if "BCC" in headers:
         properties = message.properties

@@ -13,12 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from actors.arguments import integer_argument
+from actors.routing.terms import as_text
+
 __all__ = ["Limits"]
-
-
-def _integer(arguments: Mapping[str, Any], key: str) -> int | None:
-    value = arguments.get(key)
-    return None if value is None or isinstance(value, bool) else int(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +30,11 @@ class Limits:
     @classmethod
     def of(cls, arguments: Mapping[str, Any]) -> Limits | None:
         """The queue's limits, or None when it has neither."""
-        max_length = _integer(arguments, "x-max-length")
-        max_bytes = _integer(arguments, "x-max-length-bytes")
+        max_length = integer_argument(arguments, "x-max-length")
+        max_bytes = integer_argument(arguments, "x-max-length-bytes")
         if max_length is None and max_bytes is None:
             return None
-        overflow = arguments.get("x-overflow", "drop-head")
-        if isinstance(overflow, bytes):
-            overflow = overflow.decode("utf-8", "replace")
-        return cls(max_length, max_bytes, overflow)
+        return cls(max_length, max_bytes, as_text(arguments.get("x-overflow", "drop-head")))
 
     @property
     def rejects(self) -> bool:

@@ -21,13 +21,14 @@ import asyncio
 import heapq
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from pykka import ActorRef
 
+from actors.arguments import integer_argument
 from actors.content import Entry, Message, store_id_of
 from actors.dead_letter import DeadLettered, dead_letter_target, is_cycle
 from actors.expiry import message_ttl, now_ms
@@ -181,14 +182,14 @@ class QueueActor(LoopActor):
         # queues keep every ready message in memory (no paging).
         # Message TTL (actors/expiry.py), dead-lettering (actors/dead_letter.py), length
         # limits (actors/limits.py) and the queue's own expiry (x-expires), all optional.
-        self.ttl = _milliseconds(arguments, "x-message-ttl")
+        self.ttl = integer_argument(arguments, "x-message-ttl")
         self.expiring = self.ttl is not None  # some entry may carry an expiry
         self.ttl_timer: asyncio.TimerHandle | None = None
         self.ttl_timer_at = 0
         self.dead_letter = dead_letter_target(arguments, name)
         self.limits = Limits.of(arguments)
         self.ready_bytes = 0  # body bytes of ready messages (kept for length limits only)
-        self.idle_ms = _milliseconds(arguments, "x-expires")
+        self.idle_ms = integer_argument(arguments, "x-expires")
         self.idle_timer: asyncio.TimerHandle | None = None
         self.idle_deadline = 0
         self.cycle_logged = False
@@ -913,9 +914,3 @@ class QueueActor(LoopActor):
                 for r in self.consumers.values()
             ],
         }
-
-
-def _milliseconds(arguments: Mapping[str, Any], key: str) -> int | None:
-    """An integer argument (validated on declare), or None when absent."""
-    value = arguments.get(key)
-    return None if value is None or isinstance(value, bool) else int(value)

@@ -155,12 +155,14 @@ def test_reject_publish_lets_a_requeue_take_the_queue_over(peer: Peer) -> None:
     assert drain(channel, queue) == [(b"a", True), (b"b", False)]
 
 
-def test_reject_publish_dlx_nacks_and_dead_letters(peer: Peer) -> None:
+def full_queue_with_dlx(peer: Peer, overflow: str) -> tuple[str, str, BlockingChannel]:
+    """A queue of one message (``a``) with ``overflow`` and a DLX to a queue of its own:
+    (queue, dead-letter queue, a confirming channel)."""
     dead = peer.queue()
     queue = peer.queue(
         **{
             "x-max-length": 1,
-            "x-overflow": "reject-publish-dlx",
+            "x-overflow": overflow,
             "x-dead-letter-exchange": "",
             "x-dead-letter-routing-key": dead,
         }
@@ -168,6 +170,11 @@ def test_reject_publish_dlx_nacks_and_dead_letters(peer: Peer) -> None:
     channel = peer.channel()
     channel.confirm_delivery()
     channel.basic_publish("", queue, b"a")
+    return queue, dead, channel
+
+
+def test_reject_publish_dlx_nacks_and_dead_letters(peer: Peer) -> None:
+    queue, dead, channel = full_queue_with_dlx(peer, "reject-publish-dlx")
     with pytest.raises(pika.exceptions.NackError):
         channel.basic_publish("", queue, b"b", pika.BasicProperties(expiration="9000"))
     got = dead_letters(peer, dead, 1)
@@ -188,18 +195,7 @@ def test_reject_publish_dlx_nacks_and_dead_letters(peer: Peer) -> None:
 
 
 def test_reject_publish_without_dlx_does_not_dead_letter(peer: Peer) -> None:
-    dead = peer.queue()
-    queue = peer.queue(
-        **{
-            "x-max-length": 1,
-            "x-overflow": "reject-publish",
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": dead,
-        }
-    )
-    channel = peer.channel()
-    channel.confirm_delivery()
-    channel.basic_publish("", queue, b"a")
+    queue, dead, channel = full_queue_with_dlx(peer, "reject-publish")
     with pytest.raises(pika.exceptions.NackError):
         channel.basic_publish("", queue, b"b")
     quiet(channel.connection, 0.1)

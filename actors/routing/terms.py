@@ -16,7 +16,7 @@ from typing import Any
 
 from .base import typed_key
 
-__all__ = ["as_binary", "erlang_repr", "exactly_equal", "field_type", "printed"]
+__all__ = ["as_binary", "as_text", "erlang_repr", "exactly_equal", "field_type", "printed"]
 
 # wire.fields' marker types by class name (importing wire here would tie the pure routers to
 # the codec) and the name RabbitMQ gives each field type (rabbit_binary_parser).
@@ -30,6 +30,11 @@ _MARKER_TYPES = {
 def as_binary(value: str | bytes | bytearray) -> bytes:
     """The bytes of a string value, as Erlang holds every AMQP string (a binary)."""
     return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else bytes(value)
+
+
+def as_text(value: str | bytes | bytearray) -> str:
+    """A longstr value as text: a str, or bytes that were not UTF-8 (kept, escaped)."""
+    return value if isinstance(value, str) else bytes(value).decode("utf-8", "surrogateescape")
 
 
 def field_type(value: Any) -> str:
