@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from actors.routing.terms import as_text, field_type
+from dispatchd.actors.routing.terms import as_text, field_type
 
 __all__ = [
     "CONSUME_VALIDATORS",

@@ -27,17 +27,18 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors.consumer import ConsumerActor
-from actors.content import Message
-from actors.distribution import Distributed, sender_selected
-from actors.expiry import EXPIRATION_FLAG, check_expiration
-from actors.link import Link
-from actors.messages import (
+from dispatchd.actors.consumer import ConsumerActor
+from dispatchd.actors.content import Message
+from dispatchd.actors.distribution import Distributed, sender_selected
+from dispatchd.actors.expiry import EXPIRATION_FLAG, check_expiration
+from dispatchd.actors.link import Link
+from dispatchd.actors.messages import (
     Accepted,
     AddConsumer,
     AddReplyName,
     CancelConsumer,
     ChannelInput,
+    ChannelStopped,
     ConnectionGone,
     ConsumerAdded,
     ConsumerRemoved,
@@ -60,13 +61,13 @@ from actors.messages import (
     WindowWanted,
     Writable,
 )
-from actors.reply_to import REPLY_PREFIX, REPLY_TO, ReplyToActor
-from actors.runtime import ActorFailed, LoopActor, post
-from actors.stats import CLOSED_CHANNELS
-from store.actor import StoreFailed
-from wire import spec
-from wire.errors import AMQPError
-from wire.frames import content_frames, deliver_frames, method_frame
+from dispatchd.actors.reply_to import REPLY_PREFIX, REPLY_TO, ReplyToActor
+from dispatchd.actors.runtime import ActorFailed, LoopActor, handles, post
+from dispatchd.actors.stats import MessageTotals
+from dispatchd.store.actor import StoreFailed
+from dispatchd.wire import spec
+from dispatchd.wire.errors import AMQPError
+from dispatchd.wire.frames import content_frames, deliver_frames, method_frame
 
 log = logging.getLogger("dispatchd.channel")
 
@@ -167,25 +168,6 @@ class ChannelActor(LoopActor):
         self.publish_count = 0
         self.deliver_count = 0
         self.ack_count = 0
-        self._handlers: dict[type, Any] = {
-            ChannelInput: self._on_input,
-            Deliveries: self._on_deliveries,
-            ReplyDeliveries: self._on_reply_deliveries,
-            RouteResult: self._on_route_result,
-            Accepted: self._on_accepted,
-            Rejected: self._on_rejected,
-            Reply: self._on_reply,
-            ExchangeResolved: self._on_exchange_resolved,
-            ConsumerAdded: self._on_consumer_added,
-            ConsumerRemoved: self._on_consumer_removed,
-            GetResult: self._on_get_result,
-            WindowWanted: self._on_window_wanted,
-            WindowReturned: self._on_window_returned,
-            Writable: self._on_writable,
-            ConnectionGone: self._on_connection_gone,
-            ActorFailed: self._on_actor_failed,
-            StoreFailed: self._on_store_failed,
-        }
         self._methods: dict[type, Any] = {
             spec.BasicAck: self._ack,
             spec.BasicNack: self._nack,
@@ -215,9 +197,6 @@ class ChannelActor(LoopActor):
             spec.BasicCancelOk: lambda _m: None,  # a client answering our basic.cancel
         }
 
-    def on_receive(self, message: Any) -> None:  # noqa: D102
-        self._handlers[type(message)](message)
-
     # ----- output
 
     def _send(self, method: spec.Method) -> None:
@@ -233,7 +212,8 @@ class ChannelActor(LoopActor):
 
     # ----- input processing
 
-    def _on_input(self, msg: ChannelInput) -> None:
+    @handles(ChannelInput)
+    def on_channel_input(self, msg: ChannelInput) -> None:
         self.pending.extend(msg.items)
         self._process()
 
@@ -366,7 +346,8 @@ class ChannelActor(LoopActor):
             post(ref, Publish(messages, seqs, me if wants_reply else None))
         self.batches = {}
 
-    def _on_exchange_resolved(self, msg: ExchangeResolved) -> None:
+    @handles(ExchangeResolved)
+    def on_exchange_resolved(self, msg: ExchangeResolved) -> None:
         self.waiting = False
         if self.closing:
             return
@@ -379,7 +360,8 @@ class ChannelActor(LoopActor):
         self.exchanges[msg.name] = (msg.ref, msg.internal)
         self._process()
 
-    def _on_route_result(self, msg: RouteResult) -> None:
+    @handles(RouteResult)
+    def on_route_result(self, msg: RouteResult) -> None:
         if self.closing:
             return
         for message in msg.returned:
@@ -402,7 +384,8 @@ class ChannelActor(LoopActor):
         if done:
             self._confirm(done)
 
-    def _on_accepted(self, msg: Accepted) -> None:
+    @handles(Accepted)
+    def on_accepted(self, msg: Accepted) -> None:
         unconfirmed = self.unconfirmed
         done = []
         for seq in msg.seqs:
@@ -416,7 +399,8 @@ class ChannelActor(LoopActor):
         if done:
             self._confirm(done)
 
-    def _on_rejected(self, msg: Rejected) -> None:
+    @handles(Rejected)
+    def on_rejected(self, msg: Rejected) -> None:
         """A queue refused publishes: nack each still unconfirmed (in a transaction they
         count as settled, as RabbitMQ's tx does not report them)."""
         unconfirmed = self.unconfirmed
@@ -458,7 +442,8 @@ class ChannelActor(LoopActor):
 
     # ----- deliveries
 
-    def _on_deliveries(self, msg: Deliveries) -> None:
+    @handles(Deliveries)
+    def on_deliveries(self, msg: Deliveries) -> None:
         consumer = self.consumers.get(msg.consumer_tag)
         if consumer is None:
             # The channel closed: its CancelConsumer makes the queue requeue these itself.
@@ -499,7 +484,8 @@ class ChannelActor(LoopActor):
         if self.global_limit:
             self._window_used(consumer, count)
 
-    def _on_writable(self, _msg: Writable) -> None:
+    @handles(Writable)
+    def on_writable(self, _msg: Writable) -> None:
         for consumer in self.consumers.values():
             if consumer.owed_credit and consumer.queue is not None:
                 post(consumer.queue, Credit(consumer.ref, consumer.owed_credit))
@@ -556,12 +542,14 @@ class ChannelActor(LoopActor):
             return None
         return consumer
 
-    def _on_window_wanted(self, msg: WindowWanted) -> None:
+    @handles(WindowWanted)
+    def on_window_wanted(self, msg: WindowWanted) -> None:
         if self._window_consumer(msg) is not None:
             self.wanting[msg.consumer_tag] = msg.count
             self._grant()
 
-    def _on_window_returned(self, msg: WindowReturned) -> None:
+    @handles(WindowReturned)
+    def on_window_returned(self, msg: WindowReturned) -> None:
         consumer = self._window_consumer(msg)
         if consumer is not None:
             count = min(msg.count, consumer.granted)
@@ -672,7 +660,7 @@ class ChannelActor(LoopActor):
         if queue == REPLY_TO:
             self._reply_consume(m, tag)
             return
-        ref = ConsumerActor.start(self.actor_ref, tag, queue, m.no_ack, self.name)
+        ref = self.runtime.start(ConsumerActor, self.actor_ref, tag, queue, m.no_ack, self.name)
         consumer = ConsumerState(tag, ref, _shortstr(tag), m.no_ack)
         self.consumers[tag] = consumer
         post(
@@ -702,7 +690,7 @@ class ChannelActor(LoopActor):
         if not m.no_ack:
             raise AMQPError(406, "reply consumer cannot acknowledge")
         name = REPLY_PREFIX + secrets.token_urlsafe(24)
-        dest = ReplyToActor.start(self.actor_ref, name, self.name)
+        dest = self.runtime.start(ReplyToActor, self.actor_ref, name, self.name)
         self.reply_consumer = ReplyConsumer(tag, _shortstr(tag), name, dest)
         ok = None if m.no_wait else spec.BasicConsumeOk(consumer_tag=tag)
         post(self.vhost, AddReplyName(name, dest, self.actor_ref, ok))
@@ -714,7 +702,8 @@ class ChannelActor(LoopActor):
             post(self.vhost, RemoveReplyName(reply.name))
             reply.dest.stop(block=False)
 
-    def _on_reply_deliveries(self, msg: ReplyDeliveries) -> None:
+    @handles(ReplyDeliveries)
+    def on_reply_deliveries(self, msg: ReplyDeliveries) -> None:
         """Replies for the reply consumer: delivered at once, no-ack."""
         reply = self.reply_consumer
         if reply is None or reply.name != msg.name or self.closing:
@@ -741,7 +730,8 @@ class ChannelActor(LoopActor):
         self.deliver_count += len(out)
         self.link.write(b"".join(out))
 
-    def _on_consumer_added(self, msg: ConsumerAdded) -> None:
+    @handles(ConsumerAdded)
+    def on_consumer_added(self, msg: ConsumerAdded) -> None:
         consumer = self.adding
         if consumer is None or consumer.tag != msg.consumer_tag:
             return
@@ -780,7 +770,8 @@ class ChannelActor(LoopActor):
         if self.global_limit:
             self._forget_window(consumer)
 
-    def _on_consumer_removed(self, msg: ConsumerRemoved) -> None:
+    @handles(ConsumerRemoved)
+    def on_consumer_removed(self, msg: ConsumerRemoved) -> None:
         consumer = self.consumers.get(msg.consumer_tag)
         if consumer is None or self.closing:
             return
@@ -800,7 +791,8 @@ class ChannelActor(LoopActor):
         self._queue_request(m)
         self.getting = True
 
-    def _on_get_result(self, msg: GetResult) -> None:
+    @handles(GetResult)
+    def on_get_result(self, msg: GetResult) -> None:
         self.getting = False
         entry = msg.entry
         if self.closing:
@@ -849,7 +841,8 @@ class ChannelActor(LoopActor):
                 m.routing_key = m.queue  # RabbitMQ binds with the queue's name then
         self._request(m)
 
-    def _on_reply(self, msg: Reply) -> None:
+    @handles(Reply)
+    def on_reply(self, msg: Reply) -> None:
         self.waiting = False
         self.getting = False
         adding, self.adding = self.adding, None
@@ -982,13 +975,16 @@ class ChannelActor(LoopActor):
             self.stop_pending = False
             self._stop_when_settled()
 
-    def _on_connection_gone(self, _msg: ConnectionGone) -> None:
+    @handles(ConnectionGone)
+    def on_connection_gone(self, _msg: ConnectionGone) -> None:
         self._shutdown()
 
-    def _on_actor_failed(self, msg: ActorFailed) -> None:
+    @handles(ActorFailed)
+    def on_actor_failed(self, msg: ActorFailed) -> None:
         self._close_with(AMQPError(541, f"consumer failed: {msg.exception!r}"))
 
-    def _on_store_failed(self, msg: StoreFailed) -> None:
+    @handles(StoreFailed)
+    def on_store_failed(self, msg: StoreFailed) -> None:
         """A write this channel waits for (a confirm, a declare) failed: nothing is confirmed."""
         if not self.closing:
             self._close_with(AMQPError(541, f"the store failed: {msg.error}", 60, 40))
@@ -996,8 +992,9 @@ class ChannelActor(LoopActor):
     # ----- admin
 
     def on_stop(self) -> None:
-        """Fold this channel's counts into the broker-wide totals (see actors/stats.py)."""
-        CLOSED_CHANNELS.add(self.publish_count, self.deliver_count, self.ack_count)
+        """Hand this channel's counts to its vhost's totals (see actors/stats.py)."""
+        totals = MessageTotals(self.publish_count, self.deliver_count, self.ack_count)
+        post(self.vhost, ChannelStopped(totals))
 
     def on_failure(self, *_exc_info: Any) -> None:
         """A crashed channel's counts still count."""

@@ -12,10 +12,10 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors.link import Link
-from actors.messages import ConnectionClosed, ConnectionGone
-from actors.runtime import ActorFailed, LoopActor, post
-from wire.errors import AMQPError
+from dispatchd.actors.link import Link
+from dispatchd.actors.messages import ConnectionClosed, ConnectionGone
+from dispatchd.actors.runtime import ActorFailed, LoopActor, handles, post
+from dispatchd.wire.errors import AMQPError
 
 log = logging.getLogger("dispatchd.connection")
 
@@ -31,14 +31,16 @@ class ConnectionActor(LoopActor):
         self.connection_id = connection_id
         self.vhost = vhost
 
-    def on_receive(self, message: Any) -> None:  # noqa: D102
-        if isinstance(message, ActorFailed):
-            self.link.close_connection(AMQPError(541, f"channel crashed: {message.exception!r}"))
-        elif isinstance(message, ConnectionGone):
-            post(self.vhost, ConnectionClosed(self.connection_id))
-            self.stop()
-        else:
-            raise TypeError(f"connection cannot handle {message!r}")
+    @handles(ActorFailed)
+    def on_actor_failed(self, msg: ActorFailed) -> None:
+        """A channel crashed: the connection closes with 541, as in RabbitMQ."""
+        self.link.close_connection(AMQPError(541, f"channel crashed: {msg.exception!r}"))
+
+    @handles(ConnectionGone)
+    def on_connection_gone(self, _msg: ConnectionGone) -> None:
+        """The socket is gone: the vhost drops the connection's exclusive queues."""
+        post(self.vhost, ConnectionClosed(self.connection_id))
+        self.stop()
 
     def describe(self) -> dict[str, Any]:
         """Who is connected, to which vhost, from where, with what client, for the admin."""

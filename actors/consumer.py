@@ -12,7 +12,7 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors.messages import (
+from dispatchd.actors.messages import (
     ConsumerAdded,
     ConsumerRemoved,
     Deliver,
@@ -20,7 +20,7 @@ from actors.messages import (
     WindowReturned,
     WindowWanted,
 )
-from actors.runtime import LoopActor, post
+from dispatchd.actors.runtime import LoopActor, handles, post
 
 
 class ConsumerActor(LoopActor):
@@ -39,21 +39,34 @@ class ConsumerActor(LoopActor):
         self.queue: ActorRef[Any] | None = None
         self.delivered = 0
 
-    def on_receive(self, message: Any) -> None:  # noqa: D102
-        if type(message) is Deliver:
-            self.delivered += len(message.entries)
-            assert self.queue is not None
-            post(self.channel, Deliveries(self.tag, self.queue, self.no_ack, message.entries))
-        elif type(message) is ConsumerAdded:
-            self.queue = message.queue
-            post(self.channel, message)
-        elif type(message) is WindowWanted or type(message) is WindowReturned:
-            post(self.channel, message)
-        elif type(message) is ConsumerRemoved:
-            post(self.channel, message)
-            self.stop()
-        else:
-            raise TypeError(f"consumer cannot handle {message!r}")
+    @handles(Deliver)
+    def on_deliver(self, msg: Deliver) -> None:
+        """Deliveries from the queue go to the channel, tagged with the consumer and queue."""
+        self.delivered += len(msg.entries)
+        assert self.queue is not None
+        post(self.channel, Deliveries(self.tag, self.queue, self.no_ack, msg.entries))
+
+    @handles(ConsumerAdded)
+    def on_consumer_added(self, msg: ConsumerAdded) -> None:
+        """The queue took the consumer: remember it, tell the channel."""
+        self.queue = msg.queue
+        post(self.channel, msg)
+
+    @handles(WindowWanted)
+    def on_window_wanted(self, msg: WindowWanted) -> None:
+        """The queue asks the channel for window, behind the deliveries before it."""
+        post(self.channel, msg)
+
+    @handles(WindowReturned)
+    def on_window_returned(self, msg: WindowReturned) -> None:
+        """The queue gives window back to the channel, behind the deliveries before it."""
+        post(self.channel, msg)
+
+    @handles(ConsumerRemoved)
+    def on_consumer_removed(self, msg: ConsumerRemoved) -> None:
+        """The queue let the consumer go: tell the channel, and stop."""
+        post(self.channel, msg)
+        self.stop()
 
     def describe(self) -> dict[str, Any]:
         """Tag, queue, ack mode and deliveries for the admin page (prefetch is the queue's)."""

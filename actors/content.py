@@ -7,25 +7,9 @@ object between every queue: nothing downstream copies or mutates it.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
-from wire import spec
-
-_store_ids = itertools.count(1)
-
-
-def continue_store_ids(after: int) -> None:
-    """Number newly stored messages after ``after`` (the largest id found at recovery)."""
-    global _store_ids
-    _store_ids = itertools.count(after + 1)
-
-
-def store_id_of(message: Message) -> int:
-    """The message's id in the store, assigned on first use (loop thread only)."""
-    if not message.store_id:
-        message.store_id = next(_store_ids)
-    return message.store_id
+from dispatchd.wire import spec
 
 
 class Message:
@@ -54,7 +38,7 @@ class Message:
         self.raw_properties = raw_properties
         self.body = body
         self.mandatory = mandatory
-        self.store_id = 0  # set (on the loop thread) when first written to the store
+        self.store_id = 0  # given by StoreIds (on the loop thread) when first stored
         self._props: spec.BasicProperties | None = None
 
     @property

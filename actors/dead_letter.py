@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actors.content import Message
-from actors.distribution import Distributed
-from actors.routing.terms import as_text, field_type
-from wire import spec
-from wire.fields import Int64, Timestamp
+from dispatchd.actors.content import Message
+from dispatchd.actors.distribution import Distributed
+from dispatchd.actors.routing.terms import as_text, field_type
+from dispatchd.wire import spec
+from dispatchd.wire.fields import Int64, Timestamp
 
 __all__ = ["DeadLettered", "DeadLetterTarget", "dead_letter_target", "is_cycle"]
 

@@ -9,9 +9,9 @@ empty), ``CC`` is kept. Only publishes whose headers flag is set ever come here.
 
 from __future__ import annotations
 
-from actors.content import Message
-from actors.routing.terms import as_text, field_type
-from wire.errors import AMQPError
+from dispatchd.actors.content import Message
+from dispatchd.actors.routing.terms import as_text, field_type
+from dispatchd.wire.errors import AMQPError
 
 __all__ = ["Distributed", "sender_selected"]
 

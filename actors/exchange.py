@@ -23,8 +23,8 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors.content import Message
-from actors.messages import (
+from dispatchd.actors.content import Message
+from dispatchd.actors.messages import (
     AddBinding,
     Enqueue,
     Publish,
@@ -33,9 +33,9 @@ from actors.messages import (
     Reply,
     RouteResult,
 )
-from actors.reply_to import ReplyToActor
-from actors.routing import router_for
-from actors.runtime import LoopActor, post
+from dispatchd.actors.reply_to import ReplyToActor
+from dispatchd.actors.routing import router_for
+from dispatchd.actors.runtime import LoopActor, handles, post
 
 
 def _reply_only(dests: set[ActorRef[Any]]) -> bool:
@@ -146,19 +146,11 @@ class ExchangeActor(LoopActor):
         super().__init__(name=node.name or "amq.default", owner=vhost_name, supervisor=vhost)
         self.node = node
         self.topology = topology
-        self._handlers = {
-            Publish: self._publish,
-            AddBinding: self._add_binding,
-            RemoveBinding: self._remove_binding,
-            RemoveDestination: self._remove_destination,
-        }
-
-    def on_receive(self, message: Any) -> None:  # noqa: D102
-        self._handlers[type(message)](message)
 
     # ----- routing
 
-    def _publish(self, msg: Publish) -> None:
+    @handles(Publish)
+    def on_publish(self, msg: Publish) -> None:
         node = self.node
         route = node.router.route
         uses_headers = node.uses_headers
@@ -205,14 +197,16 @@ class ExchangeActor(LoopActor):
 
     # ----- bindings
 
-    def _add_binding(self, msg: AddBinding) -> None:
+    @handles(AddBinding)
+    def on_add_binding(self, msg: AddBinding) -> None:
         self.node.router.bind(msg.dest, msg.routing_key, msg.arguments)
         if msg.dest.actor_class is ExchangeActor:
             self.node.exchange_dests.add(msg.dest)
         if msg.reply_to is not None:
             post(msg.reply_to, Reply(msg.reply))
 
-    def _remove_binding(self, msg: RemoveBinding) -> None:
+    @handles(RemoveBinding)
+    def on_remove_binding(self, msg: RemoveBinding) -> None:
         node = self.node
         node.router.unbind(msg.dest, msg.routing_key, msg.arguments)
         if not node.router.has_bindings_to(msg.dest):
@@ -220,7 +214,8 @@ class ExchangeActor(LoopActor):
         if msg.reply_to is not None:
             post(msg.reply_to, Reply(msg.reply))
 
-    def _remove_destination(self, msg: RemoveDestination) -> None:
+    @handles(RemoveDestination)
+    def on_remove_destination(self, msg: RemoveDestination) -> None:
         self.node.router.unbind_all(msg.dest)
         self.node.exchange_dests.discard(msg.dest)
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 import time
 
-from actors.arguments import MAX_EXPIRY, erlang_string
-from actors.content import Message
-from wire.errors import AMQPError
+from dispatchd.actors.arguments import MAX_EXPIRY, erlang_string
+from dispatchd.actors.content import Message
+from dispatchd.wire.errors import AMQPError
 
 __all__ = ["EXPIRATION_FLAG", "check_expiration", "message_ttl", "now_ms"]
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actors.arguments import integer_argument
-from actors.routing.terms import as_text
+from dispatchd.actors.arguments import integer_argument
+from dispatchd.actors.routing.terms import as_text
 
 __all__ = ["Limits"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from wire.errors import AMQPError
+from dispatchd.wire.errors import AMQPError
 
 
 class Link(Protocol):

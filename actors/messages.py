@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pykka import ActorRef
 
-    from actors.content import Entry, Message
-    from wire import spec
-    from wire.errors import AMQPError
+    from dispatchd.actors.content import Entry, Message
+    from dispatchd.actors.stats import MessageTotals
+    from dispatchd.wire import spec
+    from dispatchd.wire.errors import AMQPError
 
 # ----- wire -> channel / connection
 
@@ -72,6 +73,13 @@ class ExchangeResolved:
     name: str
     ref: ActorRef[Any] | None
     internal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStopped:
+    """Channel -> vhost: a channel stopped; what it counted joins the vhost's totals."""
+
+    totals: MessageTotals
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from actors.content import Entry, Message
+from dispatchd.actors.content import Entry, Message
 
 PRIORITY_FLAG = 0x08  # the priority bit of the first property-flags byte (bit 11)
 

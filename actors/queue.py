@@ -28,12 +28,12 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors.arguments import integer_argument
-from actors.content import Entry, Message, store_id_of
-from actors.dead_letter import DeadLettered, dead_letter_target, is_cycle
-from actors.expiry import message_ttl, now_ms
-from actors.limits import Limits
-from actors.messages import (
+from dispatchd.actors.arguments import integer_argument
+from dispatchd.actors.content import Entry, Message
+from dispatchd.actors.dead_letter import DeadLettered, dead_letter_target, is_cycle
+from dispatchd.actors.expiry import message_ttl, now_ms
+from dispatchd.actors.limits import Limits
+from dispatchd.actors.messages import (
     Accepted,
     AddConsumer,
     CancelConsumer,
@@ -54,10 +54,10 @@ from actors.messages import (
     WindowReturned,
     WindowWanted,
 )
-from actors.priority import PriorityReady, max_priority
-from actors.rotation import Rotation, consumer_priority
-from actors.runtime import LoopActor, bound_loop, post
-from store.actor import (
+from dispatchd.actors.priority import PriorityReady, max_priority
+from dispatchd.actors.rotation import Rotation, consumer_priority
+from dispatchd.actors.runtime import LoopActor, handles, post
+from dispatchd.store.actor import (
     DeleteQueue,
     Loaded,
     LoadMessages,
@@ -67,9 +67,10 @@ from store.actor import (
     StoreMessages,
     UnstoreMessages,
 )
-from store.paging import DEFAULT_MEMORY_LIMIT, LOAD_BATCH, Backlog, restore
-from wire import spec
-from wire.errors import AMQPError
+from dispatchd.store.ids import StoreIds
+from dispatchd.store.paging import DEFAULT_MEMORY_LIMIT, LOAD_BATCH, Backlog, restore
+from dispatchd.wire import spec
+from dispatchd.wire.errors import AMQPError
 
 log = logging.getLogger("dispatchd.queue")
 
@@ -154,8 +155,10 @@ class QueueActor(LoopActor):
         queue_id: int = 0,
         recovered: list[Entry] | None = None,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        ids: StoreIds | None = None,
     ) -> None:
         super().__init__(name=name, owner=vhost_name, supervisor=vhost)
+        self.ids = ids or StoreIds()
         self.vhost = vhost
         self.durable = durable
         self.exclusive_owner = exclusive_owner
@@ -217,29 +220,11 @@ class QueueActor(LoopActor):
         self.windowed = 0  # how many consumers are windowed (global prefetch on their channel)
         self.delivered = 0  # deliveries and gets, for the admin's rates
         self.acked = 0
-        self._handlers = {
-            Enqueue: self._enqueue,
-            Settle: self._settle,
-            Credit: self._credit,
-            WindowGrant: self._window_grant,
-            WindowLimit: self._window_limit,
-            AddConsumer: self._add_consumer,
-            CancelConsumer: self._cancel_consumer,
-            Request: self._request,
-            Stored: self._paged_out,
-            StoreFailed: self._store_failed,
-            Loaded: self._loaded,
-            ExpiryDue: self._expiry_due,
-            IdleDue: self._idle_due,
-        }
 
     def on_start(self) -> None:  # noqa: D102
         self._renew_lease()
         if self.expiring:  # recovered messages may have expired while the broker was down
             self._expire_head(now_ms())
-
-    def on_receive(self, message: Any) -> None:  # noqa: D102
-        self._handlers[type(message)](message)
 
     # ----- counts
 
@@ -260,7 +245,8 @@ class QueueActor(LoopActor):
 
     # ----- publishing and delivery
 
-    def _enqueue(self, msg: Enqueue) -> None:
+    @handles(Enqueue)
+    def on_enqueue(self, msg: Enqueue) -> None:
         messages, seqs = msg.messages, msg.seqs
         if msg.dead_letters:
             messages = self._without_cycles(messages)
@@ -290,7 +276,7 @@ class QueueActor(LoopActor):
                 room -= 1
                 ready.append(entry)
             if store is not None and message.persistent:
-                store_id_of(message)
+                self.ids.message_id(message)
                 rows.append((next_id, message, entry.expires))
             next_id += 1
         self.next_id = next_id
@@ -350,10 +336,11 @@ class QueueActor(LoopActor):
                 return
             self.ttl_timer.cancel()
         delay = max(at - now_ms(), 0) / 1000
-        self.ttl_timer = bound_loop().call_later(delay, post, self.actor_ref, ExpiryDue())
+        self.ttl_timer = self.runtime.loop.call_later(delay, post, self.actor_ref, ExpiryDue())
         self.ttl_timer_at = at
 
-    def _expiry_due(self, _msg: ExpiryDue) -> None:
+    @handles(ExpiryDue)
+    def on_expiry_due(self, _msg: ExpiryDue) -> None:
         self.ttl_timer = None
         self._expire_head(now_ms())
 
@@ -443,9 +430,10 @@ class QueueActor(LoopActor):
             return
         self.idle_deadline = now_ms() + self.idle_ms
         delay = self.idle_ms / 1000
-        self.idle_timer = bound_loop().call_later(delay, post, self.actor_ref, IdleDue())
+        self.idle_timer = self.runtime.loop.call_later(delay, post, self.actor_ref, IdleDue())
 
-    def _idle_due(self, _msg: IdleDue) -> None:
+    @handles(IdleDue)
+    def on_idle_due(self, _msg: IdleDue) -> None:
         self.idle_timer = None
         if self.consumers or self.deleted or now_ms() < self.idle_deadline:
             return
@@ -473,7 +461,8 @@ class QueueActor(LoopActor):
                 self.ready_bytes += len(message.body)
         self.paging = bool(len(backlog))
 
-    def _paged_out(self, msg: Stored) -> None:
+    @handles(Stored)
+    def on_stored(self, msg: Stored) -> None:
         """Spilled entries up to ``last_position`` are committed: keep only references."""
         spill, backlog = self.spill, self.backlog
         while spill and spill[0].id <= msg.last_position:
@@ -483,7 +472,8 @@ class QueueActor(LoopActor):
             else:
                 backlog.keep(entry)
 
-    def _store_failed(self, msg: StoreFailed) -> None:
+    @handles(StoreFailed)
+    def on_store_failed(self, msg: StoreFailed) -> None:
         """A write or read of ours failed: keep the entries whole (a failed write is not on
         disk), or give a failed read back to the backlog to be tried again."""
         request = msg.request
@@ -514,7 +504,8 @@ class QueueActor(LoopActor):
                 ready.append(spill.popleft())
         self.paging = bool(self.spill or len(backlog))
 
-    def _loaded(self, msg: Loaded) -> None:
+    @handles(Loaded)
+    def on_loaded(self, msg: Loaded) -> None:
         if msg.token != self.load_token or self.loading is None:
             return  # purged (or deleted) while it was read
         entries, missing = restore(self.loading, msg.messages)
@@ -624,7 +615,8 @@ class QueueActor(LoopActor):
         if self.windowed and not (ready or requeued) and not self.paging:
             self._return_windows()
 
-    def _settle(self, msg: Settle) -> None:
+    @handles(Settle)
+    def on_settle(self, msg: Settle) -> None:
         unacked = self.unacked
         requeue = msg.requeue
         push = self.requeue
@@ -656,7 +648,8 @@ class QueueActor(LoopActor):
             if self.expiring:
                 self._expire_head(now_ms())
 
-    def _credit(self, msg: Credit) -> None:
+    @handles(Credit)
+    def on_credit(self, msg: Credit) -> None:
         record = self.consumers.get(msg.consumer)
         if record is not None:
             record.credit += msg.count
@@ -678,14 +671,16 @@ class QueueActor(LoopActor):
                 post(record.ref, WindowReturned(record.tag, record.ref, record.window))
                 record.window = 0
 
-    def _window_grant(self, msg: WindowGrant) -> None:
+    @handles(WindowGrant)
+    def on_window_grant(self, msg: WindowGrant) -> None:
         record = self.consumers.get(msg.consumer)
         if record is not None and record.windowed:
             record.window += msg.count
             record.asking = False
             self._deliver_ready()
 
-    def _window_limit(self, msg: WindowLimit) -> None:
+    @handles(WindowLimit)
+    def on_window_limit(self, msg: WindowLimit) -> None:
         record = self.consumers.get(msg.consumer)
         if record is not None and record.windowed != msg.limited:
             self.windowed += 1 if msg.limited else -1
@@ -694,7 +689,8 @@ class QueueActor(LoopActor):
 
     # ----- consumers
 
-    def _add_consumer(self, add: AddConsumer) -> None:
+    @handles(AddConsumer)
+    def on_add_consumer(self, add: AddConsumer) -> None:
         text = f"queue '{self.name}' in vhost '{self.owner_vhost}' in exclusive use"
         if any(r.exclusive for r in self.consumers.values()) or (
             add.exclusive and (self.consumers or self.rotation.single_active)
@@ -711,7 +707,8 @@ class QueueActor(LoopActor):
         if self.rotation.join(record):
             self._deliver_ready()
 
-    def _cancel_consumer(self, msg: CancelConsumer) -> None:
+    @handles(CancelConsumer)
+    def on_cancel_consumer(self, msg: CancelConsumer) -> None:
         record = self.consumers.get(msg.consumer)
         if record is None:
             return
@@ -729,7 +726,7 @@ class QueueActor(LoopActor):
         promoted = self._remove_consumer(record)
         held = [i for i, (_, owner) in self.unacked.items() if owner is record]
         if held:
-            self._settle(Settle(held, True))  # delivers to the successor, if any
+            self.on_settle(Settle(held, True))  # delivers to the successor, if any
         elif promoted:
             self._deliver_ready()
         self._auto_delete()
@@ -756,7 +753,8 @@ class QueueActor(LoopActor):
         """The vhost name, for RabbitMQ-style error texts."""
         return self.owner or "/"
 
-    def _request(self, req: Request) -> None:
+    @handles(Request)
+    def on_request(self, req: Request) -> None:
         method = req.method
         if isinstance(method, spec.QueueDeclare):
             self._renew_lease()

@@ -15,8 +15,8 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors.messages import Accepted, Enqueue, ReplyDeliveries
-from actors.runtime import LoopActor, post
+from dispatchd.actors.messages import Accepted, Enqueue, ReplyDeliveries
+from dispatchd.actors.runtime import LoopActor, handles, post
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 REPLY_PREFIX = REPLY_TO + "."
@@ -33,13 +33,13 @@ class ReplyToActor(LoopActor):
         self.reply_name = name
         self.delivered = 0
 
-    def on_receive(self, message: Any) -> None:  # noqa: D102
-        if type(message) is not Enqueue:
-            raise TypeError(f"reply-to destination cannot handle {message!r}")
-        self.delivered += len(message.messages)
-        post(self.channel, ReplyDeliveries(self.reply_name, message.messages))
-        if message.seqs and message.reply_to is not None:
-            post(message.reply_to, Accepted(message.seqs))
+    @handles(Enqueue)
+    def on_enqueue(self, msg: Enqueue) -> None:
+        """Replies routed here go straight to the channel; their confirms are accepted."""
+        self.delivered += len(msg.messages)
+        post(self.channel, ReplyDeliveries(self.reply_name, msg.messages))
+        if msg.seqs and msg.reply_to is not None:
+            post(msg.reply_to, Accepted(msg.seqs))
 
     def describe(self) -> dict[str, Any]:
         """The reply name, its channel and how many replies went through."""

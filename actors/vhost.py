@@ -16,21 +16,25 @@ and an auto-delete exchange goes when it is no longer the source of any binding.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pykka import ActorRef
 
-from actors.arguments import CONSUME_VALIDATORS, argument_error, dead_letter_exchange_error
-from actors.content import Entry
-from actors.exchange import ExchangeActor, ExchangeNode, Topology
-from actors.messages import (
+from dispatchd.actors.arguments import (
+    CONSUME_VALIDATORS,
+    argument_error,
+    dead_letter_exchange_error,
+)
+from dispatchd.actors.content import Entry
+from dispatchd.actors.exchange import ExchangeActor, ExchangeNode, Topology
+from dispatchd.actors.messages import (
     AddBinding,
     AddConsumer,
     AddReplyName,
+    ChannelStopped,
     ConnectionClosed,
     DeadLetters,
     DeleteOutcome,
@@ -43,9 +47,9 @@ from actors.messages import (
     Request,
     ResolveExchange,
 )
-from actors.queue import QueueActor
-from actors.reply_to import REPLY_TO
-from actors.routing import (
+from dispatchd.actors.queue import QueueActor
+from dispatchd.actors.reply_to import REPLY_TO
+from dispatchd.actors.routing import (
     ROUTERS,
     BindingIndex,
     BindingKey,
@@ -54,15 +58,17 @@ from actors.routing import (
     freeze,
     thaw,
 )
-from actors.routing.terms import exactly_equal, field_type, printed
-from actors.runtime import ActorFailed, LoopActor, post
-from store.actor import DeleteExchange, SaveBinding, SaveExchange, SaveQueue, StoreFailed
-from store.paging import DEFAULT_MEMORY_LIMIT
-from wire import spec
-from wire.errors import AMQPError
+from dispatchd.actors.routing.terms import exactly_equal, field_type, printed
+from dispatchd.actors.runtime import ActorFailed, LoopActor, handles, post
+from dispatchd.actors.stats import MessageTotals
+from dispatchd.store.actor import DeleteExchange, SaveBinding, SaveExchange, SaveQueue, StoreFailed
+from dispatchd.store.ids import StoreIds
+from dispatchd.store.paging import DEFAULT_MEMORY_LIMIT
+from dispatchd.wire import spec
+from dispatchd.wire.errors import AMQPError
 
 if TYPE_CHECKING:
-    from store.recovery import Recovered
+    from dispatchd.store.recovery import Recovered
 
 log = logging.getLogger("dispatchd.vhost")
 
@@ -110,14 +116,6 @@ BINDING_REPLIES: dict[type, type[spec.Method]] = {
 }
 
 _ABSENT = object()
-
-_queue_ids = itertools.count(1)  # names durable queues in the store (loop thread only)
-
-
-def continue_queue_ids(after: int) -> None:
-    """Number new durable queues after ``after`` (the largest id found at recovery)."""
-    global _queue_ids
-    _queue_ids = itertools.count(after + 1)
 
 
 @dataclass(slots=True)
@@ -177,11 +175,13 @@ class VhostActor(LoopActor):
         store: ActorRef[Any] | None = None,
         recovered: Recovered | None = None,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        ids: StoreIds | None = None,
     ) -> None:
         super().__init__(name=name)
         self.vhost_name = name
         self.memory_limit = memory_limit  # ready messages a durable queue keeps in memory
         self.store = store  # durable declarations are saved there; None: nothing persists
+        self.ids = ids or StoreIds()  # the broker's: numbers durable queues and messages
         self.recovered = recovered
         self.exchanges: dict[str, ExchangeInfo] = {}
         self.queues: dict[str, QueueInfo] = {}
@@ -189,18 +189,7 @@ class VhostActor(LoopActor):
         self.topology = Topology()
         self.exclusive: dict[int, set[str]] = {}  # connection id -> its exclusive queues
         self.reply_names: dict[str, ActorRef[Any]] = {}  # live direct reply-to names
-        self._handlers: dict[type, Any] = {
-            Request: self._request,
-            AddConsumer: self._add_consumer,
-            ResolveExchange: self._resolve_exchange,
-            DeadLetters: self._dead_letters,
-            DeleteOutcome: self._delete_outcome,
-            ConnectionClosed: self._connection_closed,
-            ActorFailed: self._actor_failed,
-            StoreFailed: self._store_failed,
-            AddReplyName: self._add_reply_name,
-            RemoveReplyName: self._remove_reply_name,
-        }
+        self.closed_channels = MessageTotals()  # what the vhost's stopped channels counted
         self._methods: dict[type, Any] = {
             spec.ExchangeDeclare: self._exchange_declare,
             spec.ExchangeDelete: self._exchange_delete,
@@ -223,7 +212,6 @@ class VhostActor(LoopActor):
 
     def _recover(self, state: Recovered) -> None:
         """Re-create this vhost's durable exchanges, queues (with messages) and bindings."""
-        continue_queue_ids(state.max_queue_id)
         for x in state.exchanges:
             if x.vhost == self.vhost_name and x.name not in self.exchanges:
                 self._create_exchange(x.name, x.type, True, x.auto_delete, x.internal, x.arguments)
@@ -255,17 +243,15 @@ class VhostActor(LoopActor):
             write = replace(write, then=(req.reply_to, Reply(self._reply_method(req, ok))))
         post(self.store, write)
 
-    def _store_failed(self, msg: StoreFailed) -> None:
+    @handles(StoreFailed)
+    def on_store_failed(self, msg: StoreFailed) -> None:
         """A queue's delete did not reach the disk: it is gone here; tell its requester."""
         log.error("store write failed for %r: %s", msg.request, msg.error)
         then = getattr(msg.request, "then", None)
         if then is not None and isinstance(then[1], DeleteOutcome):
             outcome = then[1]
             error = AMQPError(541, f"the store failed: {msg.error}", 50, 40)
-            self._delete_outcome(replace(outcome, reply=Reply(error=error)))
-
-    def on_receive(self, message: Any) -> None:  # noqa: D102
-        self._handlers[type(message)](message)
+            self.on_delete_outcome(replace(outcome, reply=Reply(error=error)))
 
     # ----- errors
 
@@ -335,7 +321,8 @@ class VhostActor(LoopActor):
 
     # ----- requests
 
-    def _request(self, req: Request) -> None:
+    @handles(Request)
+    def on_request(self, req: Request) -> None:
         method = req.method
         try:
             self._methods[type(method)](req)
@@ -365,7 +352,9 @@ class VhostActor(LoopActor):
     ) -> ExchangeInfo:
         alternate = arguments.get("alternate-exchange")
         node = ExchangeNode(name, type_name, alternate if isinstance(alternate, str) else None)
-        ref = ExchangeActor.start(self.actor_ref, self.vhost_name, node, self.topology)
+        ref = self.runtime.start(
+            ExchangeActor, self.actor_ref, self.vhost_name, node, self.topology
+        )
         self.topology.add(ref, node)
         info = ExchangeInfo(name, type_name, durable, auto_delete, internal, arguments, ref, node)
         self.exchanges[name] = info
@@ -465,7 +454,8 @@ class VhostActor(LoopActor):
                 log.debug("auto-deleting %s", self._where("exchange", source))
                 self._delete_exchange(info)
 
-    def _resolve_exchange(self, msg: ResolveExchange) -> None:
+    @handles(ResolveExchange)
+    def on_resolve_exchange(self, msg: ResolveExchange) -> None:
         info = self.exchanges.get(msg.name)
         post(
             msg.reply_to,
@@ -474,7 +464,8 @@ class VhostActor(LoopActor):
             ),
         )
 
-    def _dead_letters(self, msg: DeadLetters) -> None:
+    @handles(DeadLetters)
+    def on_dead_letters(self, msg: DeadLetters) -> None:
         """Route a queue's dead letters through its DLX (dropped if there is no such exchange)."""
         info = self.exchanges.get(msg.exchange)
         if info is None:
@@ -598,7 +589,7 @@ class VhostActor(LoopActor):
             self._forward(info, req)
             return
         self._check_arguments(name, m.arguments)
-        queue_id = next(_queue_ids) if durable and self.store is not None else 0
+        queue_id = self.ids.queue_id() if durable and self.store is not None else 0
         self._start_queue(name, durable, owner, m.auto_delete, m.arguments, queue_id, [])
         ok = spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=0)
         if queue_id:
@@ -630,7 +621,8 @@ class VhostActor(LoopActor):
         queue_id: int,
         entries: list[Entry],
     ) -> None:
-        ref = QueueActor.start(
+        ref = self.runtime.start(
+            QueueActor,
             self.actor_ref,
             self.vhost_name,
             name,
@@ -642,6 +634,7 @@ class VhostActor(LoopActor):
             queue_id,
             entries,
             self.memory_limit,
+            self.ids,
         )
         self.queues[name] = QueueInfo(name, durable, owner, auto_delete, arguments, ref)
         if owner is not None:
@@ -657,7 +650,8 @@ class VhostActor(LoopActor):
     def _forward_to_queue(self, req: Request) -> None:
         self._forward(self._queue(req.method.queue, req), req)
 
-    def _add_consumer(self, add: AddConsumer) -> None:
+    @handles(AddConsumer)
+    def on_add_consumer(self, add: AddConsumer) -> None:
         try:
             info = self._queue(add.queue, add)
             invalid = argument_error(add.arguments, CONSUME_VALIDATORS)
@@ -682,7 +676,8 @@ class VhostActor(LoopActor):
         info.deleting = True
         post(info.ref, req)
 
-    def _delete_outcome(self, outcome: DeleteOutcome) -> None:
+    @handles(DeleteOutcome)
+    def on_delete_outcome(self, outcome: DeleteOutcome) -> None:
         info = self.queues.get(outcome.name)
         if info is None:
             return
@@ -693,7 +688,7 @@ class VhostActor(LoopActor):
             post(outcome.reply_to, outcome.reply)
         parked, info.parked = info.parked, []
         for req in parked:
-            self.on_receive(req)
+            self.handlers[type(req)](self, req)
 
     def _forget_queue(self, info: QueueInfo) -> None:
         """A queue is gone: drop its bindings everywhere; auto-delete sources left unused."""
@@ -709,11 +704,13 @@ class VhostActor(LoopActor):
             post(self.exchanges[source].ref, RemoveDestination(info.ref))
         self._auto_delete_exchanges(sources)
 
-    def _connection_closed(self, msg: ConnectionClosed) -> None:
+    @handles(ConnectionClosed)
+    def on_connection_closed(self, msg: ConnectionClosed) -> None:
         for name in sorted(self.exclusive.get(msg.connection_id, ())):
-            self._request(Request(spec.QueueDelete(queue=name), None, msg.connection_id))
+            self.on_request(Request(spec.QueueDelete(queue=name), None, msg.connection_id))
 
-    def _actor_failed(self, msg: ActorFailed) -> None:
+    @handles(ActorFailed)
+    def on_actor_failed(self, msg: ActorFailed) -> None:
         for info in list(self.queues.values()):
             if info.ref == msg.ref:
                 log.error("queue %r failed and was removed: %r", info.name, msg.exception)
@@ -725,18 +722,25 @@ class VhostActor(LoopActor):
 
     # ----- direct reply-to
 
-    def _add_reply_name(self, msg: AddReplyName) -> None:
+    @handles(AddReplyName)
+    def on_add_reply_name(self, msg: AddReplyName) -> None:
         """Bind a reply consumer's name on the default exchange; the channel's consume-ok
         follows the binding (the exchange answers once it is in place)."""
         self.reply_names[msg.name] = msg.dest
         post(self.exchanges[""].ref, AddBinding(msg.dest, msg.name, {}, msg.channel, msg.reply))
 
-    def _remove_reply_name(self, msg: RemoveReplyName) -> None:
+    @handles(RemoveReplyName)
+    def on_remove_reply_name(self, msg: RemoveReplyName) -> None:
         dest = self.reply_names.pop(msg.name, None)
         if dest is not None:
             post(self.exchanges[""].ref, RemoveDestination(dest))
 
     # ----- introspection
+
+    @handles(ChannelStopped)
+    def on_channel_stopped(self, msg: ChannelStopped) -> None:
+        """A channel stopped: its counts join the vhost's totals."""
+        self.closed_channels.add(msg.totals)
 
     def consistency_problems(self) -> list[str]:
         """Where the binding index, the exchange routers and the topology disagree.
@@ -781,6 +785,7 @@ class VhostActor(LoopActor):
         """Declarations for the admin: exchanges, queues (with actor URNs) and bindings."""
         return {
             **super().describe(),
+            "closed_channels": asdict(self.closed_channels),
             "exchanges": [
                 {
                     "name": x.name,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from admin.server import AdminServer
+from dispatchd.admin.server import AdminServer
 
 if TYPE_CHECKING:
     from dispatchd.broker import Broker

@@ -25,13 +25,12 @@ from urllib.parse import unquote
 
 import bottle
 
-from actors import runtime
-from admin import metrics
-from admin.commands import ACK_MODES, CommandError, Commands, NotFound, encode_message
-from admin.rates import RateTracker
-from admin.records import Records
-from admin.snapshot import SnapshotSource
-from wire import sasl
+from dispatchd.admin import metrics
+from dispatchd.admin.commands import ACK_MODES, CommandError, Commands, NotFound, encode_message
+from dispatchd.admin.rates import RateTracker
+from dispatchd.admin.records import Records
+from dispatchd.admin.snapshot import SnapshotSource
+from dispatchd.wire import sasl
 
 if TYPE_CHECKING:
     from dispatchd.broker import Broker
@@ -183,7 +182,7 @@ class AdminApp:
                 return "User can only log in via localhost"
             return None
 
-        refused = runtime.run_in_loop_threadsafe(check, timeout=AUTH_TIMEOUT)
+        refused = broker.runtime.run_in_loop_threadsafe(check, timeout=AUTH_TIMEOUT)
         if refused is not None:
             raise ApiError(401, "not_authorised", refused)
         return user

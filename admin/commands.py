@@ -14,13 +14,12 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from actors import runtime
-from actors.messages import GetResult, Reply, Request, Settle
-from actors.runtime import Describe, LoopActor, LoopActorRef, post
-from wire import spec
+from dispatchd.actors.messages import GetResult, Reply, Request, Settle
+from dispatchd.actors.runtime import Describe, LoopActor, LoopActorRef, handles, post
+from dispatchd.wire import spec
 
 if TYPE_CHECKING:
-    from actors.content import Entry
+    from dispatchd.actors.content import Entry
     from dispatchd.broker import Broker
 
 __all__ = ["ACK_MODES", "CommandError", "Commands", "NotFound", "ReplyCatcher"]
@@ -57,22 +56,20 @@ class ReplyCatcher(LoopActor):
         super().__init__(name="admin request")
         self.future = future
 
-    def on_receive(self, message: Any) -> None:  # noqa: D102
+    @handles(Reply)
+    def on_reply(self, msg: Reply) -> None:
+        """A vhost's or queue's answer to the request."""
+        self._catch(msg)
+
+    @handles(GetResult)
+    def on_get_result(self, msg: GetResult) -> None:
+        """A queue's answer to basic.get."""
+        self._catch(msg)
+
+    def _catch(self, message: Any) -> None:
         if not self.future.done():
             self.future.set_result(message)
         self.stop()
-
-
-async def _ask_vhost(vhost: LoopActorRef[Any], method: spec.Method, connection_id: int) -> Any:
-    """Send ``method`` to the vhost as a channel would and return the reply message."""
-    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    catcher = ReplyCatcher.start(future)
-    try:
-        if not post(vhost, Request(method, catcher, connection_id)):
-            raise NotFound("vhost is gone")
-        return await asyncio.wait_for(future, REPLY_TIMEOUT)
-    finally:
-        catcher.stop(block=False)
 
 
 def _check(reply: Any) -> Any:
@@ -129,7 +126,7 @@ class Commands:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the loop and wait (bounded) for its result."""
-        loop = runtime.bound_loop()
+        loop = self.broker.runtime.loop
         return asyncio.run_coroutine_threadsafe(coro, loop).result(self.timeout)
 
     # ----- loop side helpers
@@ -139,6 +136,19 @@ class Commands:
         if ref is None:
             raise NotFound(f"no vhost '{name}'")
         return ref  # type: ignore[return-value]
+
+    async def _ask_vhost(
+        self, vhost: LoopActorRef[Any], method: spec.Method, connection_id: int
+    ) -> Any:
+        """Send ``method`` to the vhost as a channel would and return the reply message."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        catcher = self.broker.runtime.start(ReplyCatcher, future)
+        try:
+            if not post(vhost, Request(method, catcher, connection_id)):
+                raise NotFound("vhost is gone")
+            return await asyncio.wait_for(future, REPLY_TIMEOUT)
+        finally:
+            catcher.stop(block=False)
 
     async def _queue(self, vhost: str, name: str) -> tuple[LoopActorRef[Any], dict[str, Any]]:
         """The vhost's ref and its declaration of the queue (NotFound if either is missing)."""
@@ -177,7 +187,7 @@ class Commands:
         async def delete() -> None:
             ref, queue = await self._queue(vhost, name)
             method = spec.QueueDelete(queue=name, if_unused=if_unused, if_empty=if_empty)
-            _check(await _ask_vhost(ref, method, self._owner(queue)))
+            _check(await self._ask_vhost(ref, method, self._owner(queue)))
 
         self.run(delete())
 
@@ -186,7 +196,9 @@ class Commands:
 
         async def purge() -> int:
             ref, queue = await self._queue(vhost, name)
-            reply = _check(await _ask_vhost(ref, spec.QueuePurge(queue=name), self._owner(queue)))
+            reply = _check(
+                await self._ask_vhost(ref, spec.QueuePurge(queue=name), self._owner(queue))
+            )
             return reply.message_count
 
         return self.run(purge())
@@ -200,7 +212,7 @@ class Commands:
             taken: list[Taken] = []
             source = None
             for _ in range(count):
-                result = await _ask_vhost(
+                result = await self._ask_vhost(
                     ref, spec.BasicGet(queue=name, no_ack=False), self._owner(queue)
                 )
                 _check(result)
@@ -237,7 +249,7 @@ class Commands:
             errors: list[str] = []
             for what, where, method in declarations:
                 try:
-                    _check(await _ask_vhost(self._vhost(where), method, 0))
+                    _check(await self._ask_vhost(self._vhost(where), method, 0))
                 except (NotFound, CommandError) as exc:
                     errors.append(f"{what} in vhost '{where}': {exc}")
             return errors

@@ -1,8 +1,9 @@
 """``/metrics``: the broker in Prometheus' text exposition format (version 0.0.4).
 
 Everything comes from one snapshot. Counters (``*_total``) only grow: broker-wide message
-totals include the channels that have closed (``actors.stats``); per-queue totals live as long
-as the queue. The store's commit figures come from the loop-side ``store.actor.COMMITS``.
+totals include the channels that have closed (kept by their vhosts, see ``actors/stats.py``);
+per-queue totals live as long as the queue. The store's commit figures are the broker's
+``CommitStats`` (``store/actor.py``), recorded on the loop.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from admin.records import Records
+from dispatchd.admin.records import Records
 
 __all__ = ["CONTENT_TYPE", "render"]
 

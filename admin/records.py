@@ -25,11 +25,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from actors.routing import ROUTERS
-from actors.runtime import ActorInfo
-from admin.rates import RateTracker
-from admin.snapshot import ConnectionState, Snapshot
 from dispatchd import __version__
+from dispatchd.actors.routing import ROUTERS
+from dispatchd.actors.runtime import ActorInfo
+from dispatchd.admin.rates import RateTracker
+from dispatchd.admin.snapshot import ConnectionState, Snapshot
 
 __all__ = ["Records"]
 

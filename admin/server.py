@@ -16,7 +16,7 @@ from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from admin.app import AdminApp
+from dispatchd.admin.app import AdminApp
 
 if TYPE_CHECKING:
     from dispatchd.broker import Broker

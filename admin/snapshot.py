@@ -3,7 +3,7 @@
 The admin server never reads actor or wire state itself. It asks the loop for a
 :class:`Snapshot` (:class:`SnapshotSource`), and everything it shows is computed from that
 frozen picture. On the loop, :func:`collect` reads the live-actor index
-(``runtime.snapshot()``), the open connections of the broker, and asks every actor to
+(``broker.runtime.snapshot()``), the open connections of the broker, and asks every actor to
 ``Describe`` itself, all at once, waiting at most ``describe_timeout`` seconds: an actor whose
 mailbox is so deep that it cannot answer in time simply has no description in that snapshot.
 
@@ -19,29 +19,24 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pykka import ActorDeadError
 
-from actors import runtime, stats
-from actors.runtime import ActorInfo, Describe, LoopActorRef, LoopFuture
-from actors.stats import MessageTotals
-from store.actor import COMMITS, CommitStats
+from dispatchd.actors.runtime import ActorInfo, Describe, LoopActorRef, LoopFuture
+from dispatchd.actors.stats import MessageTotals
+from dispatchd.store.actor import CommitStats
 
 if TYPE_CHECKING:
     from dispatchd.broker import Broker
-    from wire.protocol import AMQPProtocol
+    from dispatchd.wire.protocol import AMQPProtocol
 
 __all__ = ["ConnectionState", "Snapshot", "SnapshotSource", "collect"]
 
 DESCRIBE_TIMEOUT = 1.0
 """Seconds the loop waits for every actor's description before the snapshot goes without."""
-
-_answered: dict[str, int] = {}
-"""Describe asks each actor has answered (loop thread only): the admin's own traffic, taken
-out of the ``handled`` counts it shows, so that watching the broker does not look like work."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,18 +132,14 @@ async def describe_all(
     all_done = asyncio.get_running_loop().create_future()
     remaining = len(futures)
 
-    def done_callback(urn: str) -> Callable[[LoopFuture[Any]], None]:
-        def one_done(_future: LoopFuture[Any]) -> None:
-            nonlocal remaining
-            _answered[urn] = _answered.get(urn, 0) + 1
-            remaining -= 1
-            if remaining == 0 and not all_done.done():
-                all_done.set_result(None)
+    def one_done(_future: LoopFuture[Any]) -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0 and not all_done.done():
+            all_done.set_result(None)
 
-        return one_done
-
-    for urn, future in futures.items():
-        future.add_done_callback(done_callback(urn))
+    for future in futures.values():
+        future.add_done_callback(one_done)
     if remaining:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(all_done, timeout)
@@ -165,23 +156,33 @@ async def describe_all(
     return described
 
 
-def _without_admin_traffic(infos: list[ActorInfo]) -> list[ActorInfo]:
-    """The infos with the Describe asks answered so far taken out of ``handled``; forgets the
-    counts of actors that are gone."""
-    live = {info.urn for info in infos}
-    for urn in [urn for urn in _answered if urn not in live]:
-        del _answered[urn]
-    return [
-        dataclasses.replace(info, handled=info.handled - _answered[info.urn])
-        if info.urn in _answered
-        else info
-        for info in infos
-    ]
+def _closed_channels(
+    vhosts: Mapping[str, str],
+    described: Mapping[str, Mapping[str, Any]],
+    last: dict[str, MessageTotals],
+) -> MessageTotals:
+    """The vhosts' totals of their stopped channels; a vhost that did not answer in time
+    counts what it last reported (``last``, updated), so the totals never go back."""
+    total = MessageTotals()
+    for urn in vhosts.values():
+        counts = described.get(urn, {}).get("closed_channels")
+        if counts is not None:
+            last[urn] = MessageTotals(**counts)
+        total.add(last.get(urn, MessageTotals()))
+    return total
 
 
-async def collect(broker: Broker, describe_timeout: float = DESCRIBE_TIMEOUT) -> Snapshot:
-    """Build a complete :class:`Snapshot` of ``broker``; run it on the loop thread."""
-    actors = tuple(_without_admin_traffic(runtime.snapshot()))
+async def collect(
+    broker: Broker,
+    describe_timeout: float = DESCRIBE_TIMEOUT,
+    last_closed: dict[str, MessageTotals] | None = None,
+) -> Snapshot:
+    """Build a complete :class:`Snapshot` of ``broker``; run it on the loop thread.
+
+    ``last_closed`` carries each vhost's closed-channel totals from one snapshot to the next.
+    """
+    runtime = broker.runtime
+    actors = tuple(runtime.snapshot())
     connections = tuple(_connection_state(p) for p in list(broker.connections.values()))
     vhosts = {name: ref.actor_urn for name, ref in broker.vhosts.items()}
     users = dict(broker.users)
@@ -202,8 +203,10 @@ async def collect(broker: Broker, describe_timeout: float = DESCRIBE_TIMEOUT) ->
         connections=connections,
         vhosts=vhosts,
         users=users,
-        closed_channels=dataclasses.replace(stats.CLOSED_CHANNELS),
-        commits=dataclasses.replace(COMMITS) if broker.store is not None else None,
+        closed_channels=_closed_channels(
+            vhosts, described, {} if last_closed is None else last_closed
+        ),
+        commits=dataclasses.replace(broker.commits) if broker.commits is not None else None,
         by_urn={info.urn: info for info in actors},
     )
 
@@ -216,6 +219,7 @@ class SnapshotSource:
         self.timeout = timeout
         self._lock = threading.RLock()
         self._inflight: concurrent.futures.Future[Snapshot] | None = None
+        self._last_closed: dict[str, MessageTotals] = {}  # loop thread only (collect)
 
     def get(self) -> Snapshot:
         """A snapshot taken now, or the one being taken; TimeoutError if the loop is stuck."""
@@ -223,7 +227,7 @@ class SnapshotSource:
             future = self._inflight
             if future is None:
                 future = asyncio.run_coroutine_threadsafe(
-                    collect(self.broker), runtime.bound_loop()
+                    collect(self.broker, last_closed=self._last_closed), self.broker.runtime.loop
                 )
                 self._inflight = future
                 future.add_done_callback(self._landed)

@@ -1,26 +1,34 @@
 """The Broker: settings, users, vhosts and live connections, wired together at start-up.
 
-It is plain data owned by the loop thread: the wire layer asks it to authenticate, to find a
-vhost, and to start the connection and channel actors.
+It is plain data owned by the loop thread, one per running broker, and the wire layer's
+``Server`` (see ``wire/protocol.py``): connections ask it to authenticate, to find a vhost,
+and to start the connection and channel actors. It holds everything that is per broker
+rather than per actor: the actor runtime, the store's ids and commit figures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import platform
 import socket
 from typing import TYPE_CHECKING, Any
 
 from pykka import ActorRef
 
-from actors.channel import ChannelActor
-from actors.connection import ConnectionActor
-from actors.vhost import VhostActor
+from dispatchd import __version__
+from dispatchd.actors.channel import ChannelActor
+from dispatchd.actors.connection import ConnectionActor
+from dispatchd.actors.vhost import VhostActor
 from dispatchd.config import Settings, user_list
+from dispatchd.store.actor import CommitStats
+from dispatchd.store.ids import StoreIds
 
 if TYPE_CHECKING:
-    from store.recovery import Recovered
-    from wire.protocol import AMQPProtocol
+    from dispatchd.actors.runtime import Runtime
+    from dispatchd.store.recovery import Recovered
+    from dispatchd.wire.protocol import AMQPProtocol
 
 log = logging.getLogger("dispatchd.broker")
 
@@ -43,33 +51,54 @@ class Broker:
     def __init__(
         self,
         settings: Settings,
+        runtime: Runtime,
         store: ActorRef[Any] | None = None,
         recovered: Recovered | None = None,
+        commits: CommitStats | None = None,
     ) -> None:
         self.settings = settings
+        self.runtime = runtime
         self.store = store
         self.recovered = recovered
+        self.ids = StoreIds(
+            recovered.max_queue_id if recovered else 0,
+            recovered.max_message_id if recovered else 0,
+        )
+        self.commits = commits  # the store's group commits (recorded on the loop), if any
         self.users: dict[str, str] = {"guest": "guest"}
         self.loopback_users = user_list(settings.loopback_users)
         self.vhosts: dict[str, ActorRef[Any]] = {}
         self.connections: dict[int, AMQPProtocol] = {}
         self.capabilities = dict(CAPABILITIES)
         self.cluster_name = f"dispatchd@{socket.gethostname()}"
+        self.server_properties: dict[str, Any] = {
+            "product": "dispatchd",
+            "version": __version__,
+            "platform": f"Python {platform.python_version()}",
+            "copyright": "dispatchd contributors",
+            "information": "An AMQP 0-9-1 broker built from Pykka actors",
+            "capabilities": self.capabilities,
+            "cluster_name": self.cluster_name,
+        }
+        self._connection_ids = itertools.count(1)
         self._drained: asyncio.Event | None = None  # set when the last connection is gone
 
     def start(self) -> None:
         """Start the actors every broker has (the default vhost). Call on the loop thread."""
-        self.vhosts["/"] = VhostActor.start(
-            "/", self.store, self.recovered, self.settings.queue_memory_limit
-        )
+        self.add_vhost("/")
         self.recovered = None  # handed over; the vhost keeps what it needs
 
     def add_vhost(self, name: str) -> ActorRef[Any]:
         """The vhost called ``name``, started now if it does not exist (definitions import)."""
         ref = self.vhosts.get(name)
         if ref is None:
-            ref = self.vhosts[name] = VhostActor.start(
-                name, self.store, None, self.settings.queue_memory_limit
+            ref = self.vhosts[name] = self.runtime.start(
+                VhostActor,
+                name,
+                self.store,
+                self.recovered,
+                self.settings.queue_memory_limit,
+                self.ids,
             )
         return ref
 
@@ -79,9 +108,11 @@ class Broker:
 
     # ----- connections
 
-    def connection_opened(self, protocol: AMQPProtocol) -> None:
-        """A socket was accepted."""
-        self.connections[protocol.id] = protocol
+    def connection_opened(self, protocol: AMQPProtocol) -> int:
+        """A socket was accepted; returns the connection's id."""
+        connection_id = next(self._connection_ids)
+        self.connections[connection_id] = protocol
+        return connection_id
 
     def connection_closed(self, protocol: AMQPProtocol) -> None:
         """A socket is gone."""
@@ -91,8 +122,8 @@ class Broker:
 
     def open_connection(self, protocol: AMQPProtocol) -> ActorRef[Any]:
         """Start the connection actor once connection.open succeeded."""
-        return ConnectionActor.start(
-            protocol, protocol.id, self.vhosts[protocol.vhost], protocol.user
+        return self.runtime.start(
+            ConnectionActor, protocol, protocol.id, self.vhosts[protocol.vhost], protocol.user
         )
 
     def open_channel(
@@ -103,8 +134,14 @@ class Broker:
         cancel_notify = isinstance(capabilities, dict) and bool(
             capabilities.get("consumer_cancel_notify")
         )
-        return ChannelActor.start(
-            protocol, number, connection, self.vhosts[protocol.vhost], protocol.id, cancel_notify
+        return self.runtime.start(
+            ChannelActor,
+            protocol,
+            number,
+            connection,
+            self.vhosts[protocol.vhost],
+            protocol.id,
+            cancel_notify,
         )
 
     async def close_all(self, reason: str, timeout: float) -> None:

@@ -21,10 +21,17 @@ import peewee as pw
 import pykka
 from pykka import ActorRef
 
-from actors.content import Message
-from actors.runtime import post
-from store.models import BindingRow, ExchangeRow, MessageRow, QueueMessageRow, QueueRow
-from wire.fields import encode_table
+from dispatchd.actors.content import Message
+from dispatchd.actors.runtime import post
+from dispatchd.store.models import (
+    BindingRow,
+    ExchangeRow,
+    MessageRow,
+    QueueMessageRow,
+    QueueRow,
+    bind,
+)
+from dispatchd.wire.fields import encode_table
 
 log = logging.getLogger("dispatchd.store")
 
@@ -155,8 +162,9 @@ class StoreFailed:
 class CommitStats:
     """The store's commits as the loop sees them, for the admin page and /metrics.
 
-    Loop thread only: the store thread hands each batch's figures over in the one
-    ``call_soon_threadsafe`` it makes per batch anyway.
+    One per store, made by whoever starts the store (the broker) and read by the admin on
+    the loop thread: the store thread hands each batch's figures over in the one
+    ``call_soon_threadsafe`` it makes per batch anyway, and never touches it itself.
     """
 
     commits: int = 0
@@ -176,9 +184,6 @@ class CommitStats:
         self.seconds_total += seconds
         self.last_seconds = seconds
         self.last_batch = requests
-
-
-COMMITS = CommitStats()
 
 
 @dataclass
@@ -208,10 +213,13 @@ class StoreActor(pykka.ThreadingActor):
     # stops the actor explicitly (its inbox drains and commits first).
     use_daemon_thread = True
 
-    def __init__(self, db: pw.Database, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, db: pw.Database, loop: asyncio.AbstractEventLoop, commits: CommitStats
+    ) -> None:
         super().__init__()
         self.db = db
         self.loop = loop
+        self.commits = commits  # recorded on the loop, never in this thread
         self.batch = _Batch()
         m, qm = MessageRow, QueueMessageRow
         self.sql_message = _sql(
@@ -243,6 +251,10 @@ class StoreActor(pykka.ThreadingActor):
             DeleteQueue: self._delete_queue,
             SaveBinding: self._save_binding,
         }
+
+    def on_start(self) -> None:
+        """The models' database binding is per thread: bind them in the store's own."""
+        bind(self.db)
 
     def on_receive(self, message: Any) -> None:  # noqa: D102
         if type(message) is LoadMessages:
@@ -439,7 +451,7 @@ class StoreActor(pykka.ThreadingActor):
         self, notes: list[tuple[ActorRef[Any], Any]], figures: tuple[float, int, int, bool]
     ) -> None:
         """One hand-over to the loop per batch: the figures, then the notifications."""
-        self.loop.call_soon_threadsafe(_after_commit, notes, figures)
+        self.loop.call_soon_threadsafe(_after_commit, self.commits, notes, figures)
 
 
 def _notes_for(request: Any) -> list[tuple[ActorRef[Any], Any]]:
@@ -457,7 +469,9 @@ def _post_all(notes: list[tuple[ActorRef[Any], Any]]) -> None:
 
 
 def _after_commit(
-    notes: list[tuple[ActorRef[Any], Any]], figures: tuple[float, int, int, bool]
+    commits: CommitStats,
+    notes: list[tuple[ActorRef[Any], Any]],
+    figures: tuple[float, int, int, bool],
 ) -> None:
-    COMMITS.record(*figures)
+    commits.record(*figures)
     _post_all(notes)

@@ -8,7 +8,7 @@ from pathlib import Path
 import peewee as pw
 from playhouse.migrate import SchemaMigrator, migrate
 
-from store.models import MODELS, SCHEMA_VERSION, QueueMessageRow, SchemaVersion, database
+from dispatchd.store.models import MODELS, SCHEMA_VERSION, QueueMessageRow, SchemaVersion, bind
 
 log = logging.getLogger("dispatchd.store")
 
@@ -18,7 +18,8 @@ class StoreError(Exception):
 
 
 def connect(url_or_dir: str) -> pw.Database:
-    """Open (and create or check the schema of) the database, bind the models to it."""
+    """Open (and create or check the schema of) the database; bind the models to it in the
+    calling thread (the store's own thread binds them again: ``models.bind``)."""
     if url_or_dir.startswith(("postgres://", "postgresql://")):
         from playhouse.db_url import connect as connect_url
 
@@ -31,7 +32,7 @@ def connect(url_or_dir: str) -> pw.Database:
             pragmas={"journal_mode": "wal", "synchronous": "full", "foreign_keys": 0},
             check_same_thread=False,
         )
-    database.initialize(db)
+    bind(db)
     try:
         db.connect(reuse_if_open=True)
         with db.atomic():

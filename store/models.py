@@ -1,24 +1,25 @@
 """Peewee models of everything dispatchd persists.
 
-The same models run on SQLite (the embedded default) and PostgreSQL: the database is bound
-at start-up through ``database``, a DatabaseProxy. Field tables (arguments) are stored in
+The same models run on SQLite (the embedded default) and PostgreSQL. Each thread that uses
+the store binds the models to its broker's database (``bind``): the binding is per thread
+(peewee's ``ThreadSafeDatabaseMetadata``), so brokers in one process keep their stores
+apart. Field tables (arguments) are stored in
 their AMQP wire encoding, so every type round-trips exactly.
 """
 
 from __future__ import annotations
 
 import peewee as pw
+from playhouse.shortcuts import ThreadSafeDatabaseMetadata
 
 SCHEMA_VERSION = 2  # 2: queue_messages.expires
 
-database = pw.DatabaseProxy()
-
 
 class BaseModel(pw.Model):
-    """Binds every model to the proxy."""
+    """Every model's database is bound per thread (see ``bind``)."""
 
     class Meta:
-        database = database
+        model_metadata_class = ThreadSafeDatabaseMetadata
 
 
 class SchemaVersion(BaseModel):
@@ -131,3 +132,8 @@ MODELS: list[type[BaseModel]] = [
     MessageRow,
     QueueMessageRow,
 ]
+
+
+def bind(db: pw.Database) -> None:
+    """Make the calling thread's queries on every model use ``db``."""
+    db.bind(MODELS, bind_refs=False, bind_backrefs=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from array import array
 
-from actors.content import Entry, Message
+from dispatchd.actors.content import Entry, Message
 
 DEFAULT_MEMORY_LIMIT = 10_000  # the --queue-memory-limit default
 LOAD_BATCH = 2_000  # most messages one read from the store brings back

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import peewee as pw
 
-from actors.content import Message
-from actors.priority import max_priority
-from store.models import BindingRow, ExchangeRow, MessageRow, QueueMessageRow, QueueRow
-from store.paging import DEFAULT_MEMORY_LIMIT
-from wire.fields import decode_table
+from dispatchd.actors.content import Message
+from dispatchd.store.models import BindingRow, ExchangeRow, MessageRow, QueueMessageRow, QueueRow
+from dispatchd.store.paging import DEFAULT_MEMORY_LIMIT
+from dispatchd.wire.fields import decode_table
 
 log = logging.getLogger("dispatchd.store")
 _CHUNK = 500  # ids per SELECT ... IN (...)
@@ -71,14 +71,18 @@ def _table(blob: bytes | memoryview) -> dict[str, Any]:
     return decode_table(bytes(blob), 0)[0]
 
 
-def load(db: pw.Database, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Recovered:
+def load(
+    db: pw.Database,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    unpaged: Callable[[dict[str, Any]], Any] = lambda _arguments: False,
+) -> Recovered:
     """Read every durable entity and persistent message, logging counts and time taken.
 
     Each queue gets at most ``memory_limit`` bodies (default: the queues' in-memory limit);
     its later messages come as store ids, for the queue to page in when consumers catch up.
-    A priority queue (``x-max-priority``) is never paged: it gets every body, and rebuilds
-    its per-priority order from the priorities in their stored properties. Nor is a message
-    with an expiry (queues keep expiries in memory only).
+    A queue whose arguments ``unpaged`` holds true (the broker passes priority queues) is
+    never paged: it gets every body. Nor is a message with an expiry (queues keep expiries
+    in memory only).
     """
     started = time.perf_counter()
     with db.atomic():
@@ -100,7 +104,7 @@ def load(db: pw.Database, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Recovered
         ]
         qm, m = QueueMessageRow, MessageRow
         limit = max(memory_limit, 1)
-        unpaged = {i for i, q in queues.items() if max_priority(q.arguments)}
+        whole = {i for i, q in queues.items() if unpaged(q.arguments)}
         placements = (
             qm.select(qm.queue_id, qm.position, qm.delivered, qm.message_id, qm.expires)
             .order_by(qm.queue_id, qm.position)
@@ -116,7 +120,7 @@ def load(db: pw.Database, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Recovered
             if queue is None:
                 continue
             count += 1
-            if len(queue.messages) >= limit and queue_id not in unpaged and not expires:
+            if len(queue.messages) >= limit and queue_id not in whole and not expires:
                 queue.messages.append((position, message_id, bool(delivered), 0))
                 continue
             queue.messages.append((position, None, bool(delivered), expires or 0))

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pika.spec  # noqa: E402
 
-from wire import spec  # noqa: E402
+from dispatchd.wire import spec  # noqa: E402
 
 BODY = b"x" * 16
 EXCHANGE, ROUTING_KEY = "amq.topic", "orders.eu.created"

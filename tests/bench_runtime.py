@@ -26,8 +26,7 @@ from typing import Any
 
 import uvloop
 
-from actors import runtime
-from actors.runtime import LoopActor, LoopActorRef
+from dispatchd.actors.runtime import LoopActor, LoopActorRef, Runtime, handles
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +46,14 @@ class Stage(LoopActor):
         self.next_tell = next_ref.tell
         self.touch = touch
 
-    def on_receive(self, message: Any) -> None:
+    @handles(list)
+    def on_list(self, message: list[Item]) -> None:
         if self.touch:
             message = [item for item in message if item.n >= 0]
+        self.next_tell(message)
+
+    @handles(Item)
+    def on_item(self, message: Item) -> None:
         self.next_tell(message)
 
 
@@ -58,26 +62,32 @@ class Sink(LoopActor):
 
     kind = "bench"
 
-    def __init__(self, expected: int, done: asyncio.Future[float], batched: bool) -> None:
+    def __init__(self, expected: int, done: asyncio.Future[float]) -> None:
         super().__init__()
         self.expected = expected
         self.done = done
-        self.batched = batched
         self.count = 0
 
-    def on_receive(self, message: Any) -> None:
-        self.count += len(message) if self.batched else 1
+    @handles(list)
+    def on_list(self, message: list[Item]) -> None:
+        self.count += len(message)
+        if self.count >= self.expected:
+            self.done.set_result(time.perf_counter())
+
+    @handles(Item)
+    def on_item(self, _message: Item) -> None:
+        self.count += 1
         if self.count >= self.expected:
             self.done.set_result(time.perf_counter())
 
 
 async def _chain(messages: int, batch: int, per_turn: int = 100, touch: bool = False) -> float:
     loop = asyncio.get_running_loop()
-    runtime.bind_loop(loop)
+    runtime = Runtime(loop)
     done: asyncio.Future[float] = loop.create_future()
-    ref: LoopActorRef[Any] = Sink.start(messages, done, batch > 1)
+    ref: LoopActorRef[Any] = runtime.start(Sink, messages, done)
     for _ in range(3):
-        ref = Stage.start(ref, touch)
+        ref = runtime.start(Stage, ref, touch)
     tell = ref.tell
     start = time.perf_counter()
     if batch > 1:
@@ -94,7 +104,7 @@ async def _chain(messages: int, batch: int, per_turn: int = 100, touch: bool = F
                 await asyncio.sleep(0)
     end = await done
     await asyncio.gather(*runtime.stop_all())
-    runtime.unbind_loop()
+    runtime.close()
     return messages / (end - start)
 
 

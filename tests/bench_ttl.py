@@ -48,8 +48,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from wire import spec
-from wire.frames import (
+from dispatchd.wire import spec
+from dispatchd.wire.frames import (
     FRAME_METHOD,
     PROTOCOL_HEADER,
     FrameReader,

@@ -14,6 +14,9 @@ from pathlib import Path
 import pika
 import pytest
 
+from dispatchd.actors.runtime import Runtime
+from tests.support.actors import running_runtime
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -131,3 +134,9 @@ def conn(broker: BrokerProcess) -> Iterator[pika.BlockingConnection]:
 def ch(conn: pika.BlockingConnection) -> pika.adapters.blocking_connection.BlockingChannel:
     """A channel on ``conn``."""
     return conn.channel()
+
+
+@pytest.fixture
+def runtime() -> Iterator[Runtime]:
+    """An actor runtime on a uvloop loop running in its own thread (see tests/support)."""
+    yield from running_runtime()

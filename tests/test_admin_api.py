@@ -15,8 +15,8 @@ import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
-from admin.rates import RateTracker
-from admin.records import password_hash, properties_key
+from dispatchd.admin.rates import RateTracker
+from dispatchd.admin.records import password_hash, properties_key
 from tests.admin_support import (
     AdminClient,
     admin_broker,  # noqa: F401 - fixture

@@ -18,6 +18,8 @@ import pika
 import pytest
 from pika import spec
 
+from dispatchd.wire.errors import bad_frame_end, cannot_decode, erlang_binary, unexpected_frame
+from dispatchd.wire.frames import FrameReader
 from tests.amqp_raw import (
     EOF,
     TIMEOUT,
@@ -45,8 +47,6 @@ from tests.conformance.rawclient import (
     raw_frame,
     shortstr,
 )
-from wire.errors import bad_frame_end, cannot_decode, erlang_binary, unexpected_frame
-from wire.frames import FrameReader
 
 
 @pytest.fixture(scope="module")

@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any
 
 import pytest
 from pika import spec
 
-from actors import runtime
-from actors.messages import AddReplyName, RemoveReplyName, Reply, Request
-from actors.reply_to import REPLY_PREFIX, ReplyToActor
-from actors.routing import BindingIndex, BindingKey, freeze
-from actors.runtime import Describe, LoopActor
-from actors.vhost import VhostActor
+from dispatchd.actors.messages import AddReplyName, RemoveReplyName, Reply, Request
+from dispatchd.actors.reply_to import REPLY_PREFIX, ReplyToActor
+from dispatchd.actors.routing import BindingIndex, BindingKey, freeze
+from dispatchd.actors.runtime import Describe, LoopActor, Runtime, handles
+from dispatchd.actors.vhost import VhostActor
+from dispatchd.wire import spec as amqp
 from tests.routing_support import Net, channel_close
 from tests.routing_support import net as net
 from tests.routing_support import peer as peer
-from tests.test_runtime import loop as loop
-from tests.test_runtime import on_loop
-from wire import spec as amqp
+from tests.support.actors import on_loop
 
 # ----- over the socket
 
@@ -160,17 +157,19 @@ class Replies(LoopActor):
         super().__init__()
         self.queue = queue
 
-    def on_receive(self, message: Any) -> None:
+    @handles(Reply)
+    def on_reply(self, message: Reply) -> None:
         self.queue.put_nowait(message)
 
 
 class Driver:
     """Sends requests to an in-process vhost and awaits each reply."""
 
-    def __init__(self) -> None:
-        self.vhost = VhostActor.start("/")
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.vhost = runtime.start(VhostActor, "/")
         self.replies: asyncio.Queue[Reply] = asyncio.Queue()
-        self.inbox = Replies.start(self.replies)
+        self.inbox = runtime.start(Replies, self.replies)
 
     async def do(self, method: amqp.Method) -> Reply:
         self.vhost.tell(Request(method, self.inbox, 1))
@@ -180,7 +179,7 @@ class Driver:
         """Let every exchange actor catch up with the vhost, then ask it what disagrees."""
         described = await self.vhost.ask(Describe(), block=False)
         for exchange in described["exchanges"]:
-            ref = runtime.lookup(exchange["actor"])
+            ref = self.runtime.lookup(exchange["actor"])
             if ref is not None:
                 await ref.ask(Describe(), block=False)
         return await self.vhost.proxy().consistency_problems()
@@ -211,9 +210,9 @@ def random_method(rng: random.Random) -> amqp.Method:
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_vhost_index_and_routers_agree_after_random_operations(loop: Any, seed: int) -> None:
+def test_vhost_index_and_routers_agree_after_random_operations(runtime: Runtime, seed: int) -> None:
     async def scenario() -> list[list[str]]:
-        driver = Driver()
+        driver = Driver(runtime)
         rng = random.Random(seed)
         found = []
         for step in range(400):
@@ -222,16 +221,16 @@ def test_vhost_index_and_routers_agree_after_random_operations(loop: Any, seed: 
                 found.append(await driver.problems())
         return found
 
-    assert on_loop(loop, scenario()) == [[]] * 8
+    assert on_loop(runtime, scenario()) == [[]] * 8
 
 
-def test_reply_names_keep_the_index_consistent(loop: Any) -> None:
+def test_reply_names_keep_the_index_consistent(runtime: Runtime) -> None:
     """Direct reply-to names are bound on the default exchange outside the binding index."""
 
     async def scenario() -> list[list[str]]:
-        driver = Driver()
+        driver = Driver(runtime)
         name = REPLY_PREFIX + "t"
-        dest = ReplyToActor.start(driver.inbox, name, "test")
+        dest = runtime.start(ReplyToActor, driver.inbox, name, "test")
         driver.vhost.tell(AddReplyName(name, dest, driver.inbox, None))
         await asyncio.wait_for(driver.replies.get(), 5)  # bound
         await driver.do(amqp.QueueDeclare(queue="q"))
@@ -240,16 +239,16 @@ def test_reply_names_keep_the_index_consistent(loop: Any) -> None:
         found.append(await driver.problems())
         return found
 
-    assert on_loop(loop, scenario()) == [[], []]
+    assert on_loop(runtime, scenario()) == [[], []]
 
 
 @pytest.mark.parametrize(("loop_back", "left"), [(False, []), (True, ["a", "b", "c"])])
-def test_auto_delete_cascade(loop: Any, loop_back: bool, left: list[str]) -> None:
+def test_auto_delete_cascade(runtime: Runtime, loop_back: bool, left: list[str]) -> None:
     """a -> b -> c -> q, all auto-delete exchanges: deleting q takes c, then b, then a --
     unless c is also bound back to a, which keeps c (and so everything) in use."""
 
     async def scenario() -> tuple[list[str], list[str]]:
-        driver = Driver()
+        driver = Driver(runtime)
         for name in ("a", "b", "c"):
             await driver.do(amqp.ExchangeDeclare(exchange=name, type="fanout", auto_delete=True))
         await driver.do(amqp.QueueDeclare(queue="q"))
@@ -263,4 +262,4 @@ def test_auto_delete_cascade(loop: Any, loop_back: bool, left: list[str]) -> Non
         names = sorted(x["name"] for x in described["exchanges"] if x["name"] in ("a", "b", "c"))
         return names, await driver.problems()
 
-    assert on_loop(loop, scenario()) == (left, [])
+    assert on_loop(runtime, scenario()) == (left, [])

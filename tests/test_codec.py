@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wire import spec
-from wire.codegen import load
+from dispatchd.wire import spec
+from dispatchd.wire.codegen import load
 
 SPEC = load()
 FIELD_TYPES = {m.python_name: {f.name: f.type for f in m.fields} for m in SPEC.methods}

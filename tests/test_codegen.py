@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from wire import codegen
+from dispatchd.wire import codegen
 
 
 def test_committed_spec_is_up_to_date():
@@ -19,7 +19,7 @@ def test_committed_spec_is_up_to_date():
             n=1,
         )
     )
-    assert generated == committed, "run `python -m wire.codegen`:\n" + diff[:4000]
+    assert generated == committed, "run `python -m dispatchd.wire.codegen`:\n" + diff[:4000]
 
 
 def test_main_writes_the_module(tmp_path):

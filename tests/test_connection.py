@@ -20,6 +20,7 @@ from pika import spec
 from dispatchd import __version__
 from dispatchd.broker import CAPABILITIES
 from dispatchd.config import load_settings, user_list
+from dispatchd.wire.sasl import is_loopback, loopback_allowed
 from tests.amqp_raw import (
     EOF,
     TIMEOUT,
@@ -40,7 +41,6 @@ from tests.conformance.rawclient import (
     method_frame,
     plain_response,
 )
-from wire.sasl import is_loopback, loopback_allowed
 
 REFUSED = (
     "ACCESS_REFUSED - Login was refused using authentication mechanism {}. "

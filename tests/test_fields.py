@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wire.fields import (
+from dispatchd.wire.fields import (
     ByteArray,
     FieldDecodeError,
     FieldEncodeError,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.routing import (
+from dispatchd.actors.routing import (
     ROUTERS,
     Binding,
     DirectRouter,
@@ -24,8 +24,8 @@ from actors.routing import (
     router_for,
     thaw,
 )
-from actors.routing.headers import values_equal
-from actors.routing.topic import split_key
+from dispatchd.actors.routing.headers import values_equal
+from dispatchd.actors.routing.topic import split_key
 
 ALL_TYPES = ["direct", "fanout", "topic", "headers"]
 

@@ -11,80 +11,21 @@ from typing import Any
 
 import pykka
 import pytest
-import uvloop
 
-from actors import runtime
-from actors.runtime import (
+from dispatchd.actors.runtime import (
+    DRAIN_BATCH,
     ActorFailed,
+    Describe,
     LoopActor,
     LoopBlockingError,
     LoopFuture,
-    run_in_loop_threadsafe,
+    UnhandledMessage,
+    handler_name,
+    handles,
 )
-
-TIMEOUT = 10.0
-
-
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def loop():
-    """A uvloop loop running in its own thread, with the runtime bound to it."""
-    loop = uvloop.new_event_loop()
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        runtime.bind_loop(loop)
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="test-loop", daemon=True)
-    thread.start()
-    assert ready.wait(TIMEOUT)
-    yield loop
-
-    def finish() -> None:
-        runtime.unbind_loop()
-        loop.stop()
-
-    loop.call_soon_threadsafe(finish)
-    thread.join(TIMEOUT)
-    assert not thread.is_alive()
-    loop.close()
-
-
-def on_loop(loop, coro):
-    """Run a coroutine on the loop thread and return its result."""
-    return asyncio.run_coroutine_threadsafe(coro, loop).result(TIMEOUT)
-
+from tests.support.actors import ITEMS, TIMEOUT, Collector, on_loop
 
 # --------------------------------------------------------------------------- actors
-
-
-class Collector(LoopActor):
-    """Records what it receives; `done` is set once `expected` messages arrived."""
-
-    kind = "collector"
-
-    def __init__(self, expected: int = 0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.expected = expected
-        self.items: list[Any] = []
-        self.done = threading.Event()
-        self.stopped_after: list[Any] | None = None
-
-    def on_receive(self, message: Any) -> Any:
-        if message == "items":
-            return list(self.items)
-        self.items.append(message)
-        if len(self.items) == self.expected:
-            self.done.set()
-        return None
-
-    def on_stop(self) -> None:
-        self.stopped_after = list(self.items)
 
 
 class Forwarder(LoopActor):
@@ -96,7 +37,8 @@ class Forwarder(LoopActor):
         super().__init__(**kwargs)
         self.target = target
 
-    def on_receive(self, message: Any) -> None:
+    @handles(object)
+    def on_object(self, message: Any) -> None:
         self.target.tell(message)
 
 
@@ -105,10 +47,13 @@ class Calculator(LoopActor):
 
     kind = "calculator"
 
-    def on_receive(self, message: Any) -> int:
-        if not isinstance(message, int):
-            raise ValueError(f"not a number: {message!r}")
+    @handles(int)
+    def on_int(self, message: int) -> int:
         return message * 2
+
+    @handles(str)
+    def on_str(self, message: str) -> int:
+        raise ValueError(f"not a number: {message!r}")
 
     def triple(self, n: int) -> int:
         return n * 3
@@ -124,7 +69,8 @@ class Fragile(LoopActor):
         self.items: list[Any] = []
         self.failure: BaseException | None = None
 
-    def on_receive(self, message: Any) -> None:
+    @handles(str)
+    def on_str(self, message: str) -> None:
         if message == "boom":
             raise RuntimeError("kaboom")
         self.items.append(message)
@@ -136,60 +82,61 @@ class Fragile(LoopActor):
 # --------------------------------------------------------------------------- ordering
 
 
-def test_tells_arrive_in_order(loop):
+def test_tells_arrive_in_order(runtime):
     async def scenario():
-        ref = Collector.start(1000)
+        ref = runtime.start(Collector, 1000)
         for i in range(1000):
             ref.tell(i)
         return ref
 
-    ref = on_loop(loop, scenario())
+    ref = on_loop(runtime, scenario())
     actor = ref._actor_weakref()
     assert actor.done.wait(TIMEOUT)
     assert actor.items == list(range(1000))
 
 
-def test_chain_preserves_order(loop):
+def test_chain_preserves_order(runtime):
     async def scenario():
-        sink = Collector.start(1000)
+        sink = runtime.start(Collector, 1000)
         head = sink
         for _ in range(4):
-            head = Forwarder.start(head)
+            head = runtime.start(Forwarder, head)
         for i in range(1000):
             head.tell(i)
         return sink
 
-    sink = on_loop(loop, scenario())
+    sink = on_loop(runtime, scenario())
     actor = sink._actor_weakref()
     assert actor.done.wait(TIMEOUT)
     assert actor.items == list(range(1000))
 
 
-def test_long_mailbox_does_not_starve_others(loop):
+def test_long_mailbox_does_not_starve_others(runtime):
     log: list[str] = []
 
     class Logger(LoopActor):
-        def on_receive(self, message: Any) -> None:
+        @handles(str)
+        def on_str(self, message: str) -> None:
             log.append(message)
 
     async def scenario():
-        busy, quiet = Logger.start(), Logger.start()
-        for _ in range(runtime.DRAIN_BATCH * 4):
+        busy, quiet = runtime.start(Logger), runtime.start(Logger)
+        for _ in range(DRAIN_BATCH * 4):
             busy.tell("busy")
         quiet.tell("quiet")
         await busy.ask("busy", block=False)
         return log.index("quiet")
 
     # The quiet actor gets its turn after one drain batch of the busy one.
-    assert on_loop(loop, scenario()) == runtime.DRAIN_BATCH
+    assert on_loop(runtime, scenario()) == DRAIN_BATCH
 
 
 # --------------------------------------------------------------------------- ask
 
 
-def test_ask_awaited_on_loop(loop):
+def test_ask_awaited_on_loop(runtime):
     async def scenario():
-        ref = Calculator.start()
+        ref = runtime.start(Calculator)
         assert await ref.ask(21, block=False) == 42
         with pytest.raises(ValueError, match="not a number"):
             await ref.ask("x", block=False)
@@ -203,22 +150,22 @@ def test_ask_awaited_on_loop(loop):
         await done
         assert await done == 2
 
-    on_loop(loop, scenario())
+    on_loop(runtime, scenario())
 
 
-def test_ask_from_other_thread(loop):
-    ref = run_in_loop_threadsafe(Calculator.start, timeout=TIMEOUT)
+def test_ask_from_other_thread(runtime):
+    ref = runtime.run_in_loop_threadsafe(runtime.start, Calculator, timeout=TIMEOUT)
     assert ref.ask(21, timeout=TIMEOUT) == 42
     assert ref.ask(4, block=False).get(timeout=TIMEOUT) == 8
     with pytest.raises(ValueError, match="not a number"):
         ref.ask("x", timeout=TIMEOUT)
     with pytest.raises(pykka.Timeout):
-        LoopFuture().get(timeout=0.01)
+        LoopFuture(runtime).get(timeout=0.01)
 
 
-def test_blocking_on_loop_thread_raises(loop):
+def test_blocking_on_loop_thread_raises(runtime):
     async def scenario():
-        ref = Calculator.start()
+        ref = runtime.start(Calculator)
         future = ref.ask(1, block=False)
         with pytest.raises(LoopBlockingError):
             future.get()
@@ -233,16 +180,16 @@ def test_blocking_on_loop_thread_raises(loop):
             future.get()  # even when done: the rule does not depend on timing
         return ref
 
-    ref = on_loop(loop, scenario())
+    ref = on_loop(runtime, scenario())
     assert ref.is_alive()
 
 
 # --------------------------------------------------------------------------- stop
 
 
-def test_stop_processes_queued_messages_first(loop):
+def test_stop_processes_queued_messages_first(runtime):
     async def scenario():
-        ref = Collector.start()
+        ref = runtime.start(Collector)
         for i in range(10):
             ref.tell(i)
         assert await ref.stop(block=False) is True
@@ -256,15 +203,15 @@ def test_stop_processes_queued_messages_first(loop):
         assert await ref.stop(block=False) is False
         return ref
 
-    ref = on_loop(loop, scenario())
+    ref = on_loop(runtime, scenario())
     with pytest.raises(pykka.ActorDeadError):
         ref.tell(11)  # from another thread too
     assert ref.stop(timeout=TIMEOUT) is False
 
 
-def test_asks_queued_behind_stop_get_actor_dead(loop):
+def test_asks_queued_behind_stop_get_actor_dead(runtime):
     async def scenario():
-        ref = Calculator.start()
+        ref = runtime.start(Calculator)
         before = ref.ask(1, block=False)
         stopped = ref.stop(block=False)
         # Queued after the stop message (the actor is still alive when we send).
@@ -274,11 +221,11 @@ def test_asks_queued_behind_stop_get_actor_dead(loop):
         with pytest.raises(pykka.ActorDeadError):
             await after
 
-    on_loop(loop, scenario())
+    on_loop(runtime, scenario())
 
 
-def test_stop_from_other_thread(loop):
-    ref = run_in_loop_threadsafe(Collector.start, timeout=TIMEOUT)
+def test_stop_from_other_thread(runtime):
+    ref = runtime.run_in_loop_threadsafe(runtime.start, Collector, timeout=TIMEOUT)
     for i in range(5):
         ref.tell(i)
     assert ref.stop(timeout=TIMEOUT) is True
@@ -287,29 +234,29 @@ def test_stop_from_other_thread(loop):
         ref.tell(5)
 
 
-def test_stop_all(loop):
+def test_stop_all(runtime):
     async def scenario():
-        refs = [Collector.start() for _ in range(5)]
+        refs = [runtime.start(Collector) for _ in range(5)]
         for ref in refs:
             ref.tell("x")
-        assert runtime.live_count() == 5
+        assert len(runtime) == 5
         assert await asyncio.gather(*runtime.stop_all()) == [True] * 5
-        assert runtime.live_count() == 0
+        assert len(runtime) == 0
         return [ref._actor_weakref().stopped_after for ref in refs]
 
-    assert on_loop(loop, scenario()) == [["x"]] * 5
+    assert on_loop(runtime, scenario()) == [["x"]] * 5
 
 
 # --------------------------------------------------------------------------- failure
 
 
-def test_failure_stops_actor_and_tells_supervisor(loop, caplog):
-    caplog.set_level(logging.ERROR, logger="actors.runtime")
+def test_failure_stops_actor_and_tells_supervisor(runtime, caplog):
+    caplog.set_level(logging.ERROR, logger="dispatchd.actors.runtime")
 
     async def scenario():
-        supervisor = Collector.start(1)
-        fragile = Fragile.start(name="fragile-1", supervisor=supervisor)
-        sibling = Fragile.start(name="sibling", supervisor=supervisor)
+        supervisor = runtime.start(Collector, 1)
+        fragile = runtime.start(Fragile, name="fragile-1", supervisor=supervisor)
+        sibling = runtime.start(Fragile, name="sibling", supervisor=supervisor)
         fragile.tell("a")
         fragile.tell("boom")
         fragile.tell("never")
@@ -320,7 +267,7 @@ def test_failure_stops_actor_and_tells_supervisor(loop, caplog):
         assert await sibling.ask("c", block=False) is None
         return supervisor, fragile, sibling
 
-    supervisor, fragile, sibling = on_loop(loop, scenario())
+    supervisor, fragile, sibling = on_loop(runtime, scenario())
     sup = supervisor._actor_weakref()
     assert sup.done.wait(TIMEOUT)
     [failed] = sup.items
@@ -340,7 +287,7 @@ def test_failure_stops_actor_and_tells_supervisor(loop, caplog):
     # The sibling and the loop carry on.
     assert sibling.is_alive()
     assert sibling._actor_weakref().items == ["b", "c"]
-    assert run_in_loop_threadsafe(lambda: 1 + 1, timeout=TIMEOUT) == 2
+    assert runtime.run_in_loop_threadsafe(lambda: 1 + 1, timeout=TIMEOUT) == 2
 
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
@@ -348,33 +295,33 @@ def test_failure_stops_actor_and_tells_supervisor(loop, caplog):
     assert errors[0].exc_info[1] is failed.exception
 
 
-def test_failure_in_on_start_tells_supervisor(loop):
+def test_failure_in_on_start_tells_supervisor(runtime):
     class BadStart(LoopActor):
         def on_start(self) -> None:
             raise OSError("no")
 
     async def scenario():
-        supervisor = Collector.start(1)
-        ref = BadStart.start(supervisor=supervisor)
+        supervisor = runtime.start(Collector, 1)
+        ref = runtime.start(BadStart, supervisor=supervisor)
         assert not ref.is_alive()
         return supervisor, ref
 
-    supervisor, ref = on_loop(loop, scenario())
+    supervisor, ref = on_loop(runtime, scenario())
     sup = supervisor._actor_weakref()
     assert sup.done.wait(TIMEOUT)
     assert sup.items[0].ref is ref
     assert isinstance(sup.items[0].exception, OSError)
 
 
-def test_failure_without_supervisor_is_only_logged(loop, caplog):
+def test_failure_without_supervisor_is_only_logged(runtime, caplog):
     async def scenario():
-        ref = Fragile.start(name="orphan")
+        ref = runtime.start(Fragile, name="orphan")
         ref.tell("boom")
-        other = Calculator.start()
+        other = runtime.start(Calculator)
         assert await other.ask(1, block=False) == 2
         return ref
 
-    ref = on_loop(loop, scenario())
+    ref = on_loop(runtime, scenario())
     assert not ref.is_alive()
     assert any("orphan" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
 
@@ -382,9 +329,11 @@ def test_failure_without_supervisor_is_only_logged(loop, caplog):
 # --------------------------------------------------------------------------- threads
 
 
-def test_threadsafe_tell_from_four_threads(loop):
+def test_threadsafe_tell_from_four_threads(runtime):
     threads, per_thread = 4, 5000
-    ref = run_in_loop_threadsafe(Collector.start, threads * per_thread, timeout=TIMEOUT)
+    ref = runtime.run_in_loop_threadsafe(
+        runtime.start, Collector, threads * per_thread, timeout=TIMEOUT
+    )
     barrier = threading.Barrier(threads)
 
     def send(tid: int) -> None:
@@ -399,7 +348,7 @@ def test_threadsafe_tell_from_four_threads(loop):
         t.join(TIMEOUT)
     actor = ref._actor_weakref()
     assert actor.done.wait(TIMEOUT)
-    items = ref.ask("items", timeout=TIMEOUT)
+    items = ref.ask(ITEMS, timeout=TIMEOUT)
     assert len(items) == threads * per_thread
     assert collections.Counter(items) == {
         (t, i): 1 for t in range(threads) for i in range(per_thread)
@@ -409,9 +358,9 @@ def test_threadsafe_tell_from_four_threads(loop):
         assert [i for t, i in items if t == tid] == list(range(per_thread))
 
 
-def test_start_requires_loop_thread(loop):
+def test_start_requires_loop_thread(runtime):
     with pytest.raises(RuntimeError, match="event loop thread"):
-        Collector.start()
+        runtime.start(Collector)
     with pytest.raises(RuntimeError, match="event loop thread"):
         runtime.snapshot()
 
@@ -419,21 +368,21 @@ def test_start_requires_loop_thread(loop):
 # --------------------------------------------------------------------------- introspection
 
 
-def test_not_in_pykka_registry_but_indexed(loop):
+def test_not_in_pykka_registry_but_indexed(runtime):
     async def scenario():
-        ref = Collector.start()
+        ref = runtime.start(Collector)
         assert runtime.lookup(ref.actor_urn) is ref
         assert ref not in pykka.ActorRegistry.get_all()
         await ref.stop(block=False)
         assert runtime.lookup(ref.actor_urn) is None
 
-    on_loop(loop, scenario())
+    on_loop(runtime, scenario())
 
 
-def test_snapshot_reports_depth_age_handled_and_edges(loop):
+def test_snapshot_reports_depth_age_handled_and_edges(runtime):
     async def scenario():
-        sink = Collector.start(5, name="sink", owner="conn-1")
-        head = Forwarder.start(sink, name="head", owner="conn-1")
+        sink = runtime.start(Collector, 5, name="sink", owner="conn-1")
+        head = runtime.start(Forwarder, sink, name="head", owner="conn-1")
         for i in range(5):
             head.tell(i)
         # Hold the loop so the queued messages wait: no drain can run during this callback.
@@ -442,11 +391,11 @@ def test_snapshot_reports_depth_age_handled_and_edges(loop):
             pass
         before = {info.name: info for info in runtime.snapshot()}
         await head.ask("sync", block=False)  # forwarded behind the five numbers
-        assert await sink.ask("items", block=False) == [0, 1, 2, 3, 4, "sync"]
+        assert await sink.ask(ITEMS, block=False) == [0, 1, 2, 3, 4, "sync"]
         after = {info.name: info for info in runtime.snapshot()}
         return head, sink, before, after
 
-    head, sink, before, after = on_loop(loop, scenario())
+    head, sink, before, after = on_loop(runtime, scenario())
     assert before["head"].depth == 5
     assert before["head"].handled == 0
     assert before["head"].oldest_age_s >= 0.02
@@ -473,8 +422,8 @@ def test_snapshot_reports_depth_age_handled_and_edges(loop):
     assert threaded["head"].sends_to == ()
 
 
-def test_default_name_uses_kind(loop):
-    ref = run_in_loop_threadsafe(Calculator.start, timeout=TIMEOUT)
+def test_default_name_uses_kind(runtime):
+    ref = runtime.run_in_loop_threadsafe(runtime.start, Calculator, timeout=TIMEOUT)
     assert ref._actor_weakref().name.startswith("calculator-")
 
 
@@ -487,3 +436,91 @@ def test_benchmark_smoke():
 
     rates = bench_runtime.run(messages=2000, rounds=1)
     assert all(rate > 0 for rate in rates.values())
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def test_unknown_message_fails_the_actor_through_supervision(runtime, caplog):
+    """A message no handler takes is a bug: told or asked, the actor fails, is logged and
+    its supervisor hears of it; the asker gets the error."""
+    caplog.set_level(logging.ERROR, logger="dispatchd.actors.runtime")
+
+    async def scenario():
+        supervisor = runtime.start(Collector, 2)
+        told = runtime.start(Calculator, name="told", supervisor=supervisor)
+        asked = runtime.start(Calculator, name="asked", supervisor=supervisor)
+        told.tell(2.5)
+        with pytest.raises(UnhandledMessage, match="no handler for b'x'"):
+            await asked.ask(b"x", block=False)
+        return supervisor, told, asked
+
+    supervisor, told, asked = on_loop(runtime, scenario())
+    sup = supervisor._actor_weakref()
+    assert sup.done.wait(TIMEOUT)
+    assert {failed.ref for failed in sup.items} == {told, asked}
+    assert all(isinstance(failed.exception, UnhandledMessage) for failed in sup.items)
+    assert not told.is_alive() and not asked.is_alive()
+    failed = {r.getMessage() for r in caplog.records if r.levelno == logging.ERROR}
+    assert any("'told'" in line for line in failed) and any("'asked'" in line for line in failed)
+
+
+def test_handlers_are_declared_not_written_in_on_receive():
+    with pytest.raises(TypeError, match="@handles"):
+
+        class Old(LoopActor):
+            def on_receive(self, message: Any) -> None:
+                pass
+
+
+def test_base_class_handler_takes_subclasses_and_subclass_tables_inherit(runtime):
+    class Base(LoopActor):
+        @handles(int)
+        def on_int(self, message: int) -> str:
+            return "base int"
+
+    class Child(Base):
+        @handles(str)
+        def on_str(self, message: str) -> str:
+            return "child str"
+
+    async def scenario():
+        ref = runtime.start(Child)
+        return [
+            await ref.ask(1, block=False),
+            await ref.ask(True, block=False),
+            await ref.ask("s", block=False),
+        ]
+
+    assert on_loop(runtime, scenario()) == ["base int", "base int", "child str"]
+
+
+def test_broker_handlers_follow_the_naming_convention():
+    """Every actor of the broker names each handler ``on_`` + its message type in snake case."""
+    import dispatchd.actors.vhost  # noqa: F401 - imports every actor class
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    checked = 0
+    for cls in subclasses(LoopActor):
+        if not cls.__module__.startswith("dispatchd."):
+            continue
+        for message_type, handler in cls.handlers.items():
+            assert handler.__name__ == handler_name(message_type), (cls, message_type)
+            checked += 1
+    assert checked > 40
+
+
+def test_describe_queued_behind_a_stop_is_answered_with_the_last_state(runtime):
+    async def scenario():
+        ref = runtime.start(Collector, name="last")
+        ref.tell("x")
+        stopped = ref.stop(block=False)
+        described = ref.ask(Describe(), block=False)
+        await stopped
+        return await described
+
+    assert on_loop(runtime, scenario())["name"] == "last"

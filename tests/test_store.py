@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import uvloop
 
-from actors import runtime
-from actors.content import Message
-from actors.runtime import LoopActor
-from store import recovery
-from store.actor import (
+from dispatchd.actors.content import Message
+from dispatchd.actors.runtime import Runtime
+from dispatchd.store import recovery
+from dispatchd.store.actor import (
+    CommitStats,
     DeleteQueue,
     MarkDelivered,
     SaveBinding,
@@ -24,22 +24,8 @@ from store.actor import (
     StoreMessages,
     UnstoreMessages,
 )
-from store.database import StoreError, connect
-
-
-class Collector(LoopActor):
-    """Records what the store tells it; wakes the test when ``want`` messages arrived."""
-
-    kind = "collector"
-
-    def __init__(self, want: int, done: asyncio.Future[list[Any]]) -> None:
-        super().__init__()
-        self.want, self.done, self.got = want, done, []
-
-    def on_receive(self, message: Any) -> None:
-        self.got.append(message)
-        if len(self.got) >= self.want and not self.done.done():
-            self.done.set_result(self.got)
+from dispatchd.store.database import StoreError, connect
+from tests.support.actors import Collector
 
 
 def message(n: int, store_id: int) -> Message:
@@ -49,26 +35,26 @@ def message(n: int, store_id: int) -> Message:
 
 
 def run_with_store(data_dir: Path, script: Any) -> Any:
-    """Run ``script(store_ref, loop)`` on a bound uvloop with a StoreActor on data_dir."""
+    """Run ``script(store_ref, runtime)`` on uvloop with a StoreActor on data_dir."""
 
     async def main() -> Any:
         loop = asyncio.get_running_loop()
-        runtime.bind_loop(loop)
+        runtime = Runtime(loop)
         db = connect(str(data_dir))
-        store = StoreActor.start(db, loop)
+        store = StoreActor.start(db, loop, CommitStats())
         try:
-            return await script(store, loop)
+            return await script(store, runtime)
         finally:
             store.stop()
             db.close()
-            runtime.unbind_loop()
+            runtime.close()
 
     return uvloop.run(main())
 
 
-async def told(loop: asyncio.AbstractEventLoop, send: Any, want: int) -> list[Any]:
-    done: asyncio.Future[list[Any]] = loop.create_future()
-    ref = Collector.start(want, done)
+async def told(runtime: Runtime, send: Any, want: int) -> list[Any]:
+    done: asyncio.Future[list[Any]] = runtime.loop.create_future()
+    ref = runtime.start(Collector, want, done)
     send(ref)
     return await asyncio.wait_for(done, 10)
 
@@ -76,7 +62,7 @@ async def told(loop: asyncio.AbstractEventLoop, send: Any, want: int) -> list[An
 def test_messages_stored_once_and_recovered_in_order(tmp_path: Path) -> None:
     shared = message(2, 12)
 
-    async def script(store: Any, loop: asyncio.AbstractEventLoop) -> None:
+    async def script(store: Any, runtime: Runtime) -> None:
         def send(ref: Any) -> None:
             store.tell(SaveQueue(1, "/", "q1", False, {"x-max-priority": 5}))
             store.tell(SaveQueue(2, "/", "q2", False, {}))
@@ -86,7 +72,7 @@ def test_messages_stored_once_and_recovered_in_order(tmp_path: Path) -> None:
             store.tell(StoreMessages(2, [(7, shared, 0)], then=(ref, "persisted")))
             store.tell(MarkDelivered(1, [1]))
 
-        assert await told(loop, send, 1) == ["persisted"]
+        assert await told(runtime, send, 1) == ["persisted"]
 
     run_with_store(tmp_path, script)
     db = connect(str(tmp_path))
@@ -107,7 +93,7 @@ def test_messages_stored_once_and_recovered_in_order(tmp_path: Path) -> None:
 def test_unstore_removes_rows_and_orphans_only(tmp_path: Path) -> None:
     shared = message(1, 21)
 
-    async def script(store: Any, loop: asyncio.AbstractEventLoop) -> None:
+    async def script(store: Any, runtime: Runtime) -> None:
         def send(ref: Any) -> None:
             store.tell(SaveQueue(1, "/", "a", False, {}))
             store.tell(SaveQueue(2, "/", "b", False, {}))
@@ -115,7 +101,7 @@ def test_unstore_removes_rows_and_orphans_only(tmp_path: Path) -> None:
             store.tell(StoreMessages(2, [(1, shared, 0)]))
             store.tell(UnstoreMessages(1, [(1, 21), (2, 22)], then=(ref, "gone")))
 
-        await told(loop, send, 1)
+        await told(runtime, send, 1)
 
     run_with_store(tmp_path, script)
     db = connect(str(tmp_path))
@@ -129,7 +115,7 @@ def test_unstore_removes_rows_and_orphans_only(tmp_path: Path) -> None:
 
 
 def test_entities_and_queue_delete_cascade(tmp_path: Path) -> None:
-    async def script(store: Any, loop: asyncio.AbstractEventLoop) -> None:
+    async def script(store: Any, runtime: Runtime) -> None:
         def send(ref: Any) -> None:
             store.tell(SaveExchange("/", "x", "topic", False, False, {"alternate-exchange": "ae"}))
             store.tell(SaveQueue(1, "/", "q", False, {}))
@@ -139,7 +125,7 @@ def test_entities_and_queue_delete_cascade(tmp_path: Path) -> None:
             store.tell(StoreMessages(1, [(1, message(1, 1), 0)]))
             store.tell(DeleteQueue(1, "/", "q", then=(ref, "deleted")))
 
-        await told(loop, send, 1)
+        await told(runtime, send, 1)
 
     run_with_store(tmp_path, script)
     db = connect(str(tmp_path))
@@ -155,11 +141,11 @@ def test_entities_and_queue_delete_cascade(tmp_path: Path) -> None:
 
 
 def test_failed_commit_confirms_nothing(tmp_path: Path) -> None:
-    async def script(store: Any, loop: asyncio.AbstractEventLoop) -> list[Any]:
+    async def script(store: Any, runtime: Runtime) -> list[Any]:
         def send(ref: Any) -> None:
             store.tell(SaveQueue(1, "/", "q", False, {}, then=(ref, "saved")))
 
-        assert await told(loop, send, 1) == ["saved"]
+        assert await told(runtime, send, 1) == ["saved"]
         # A real SQLite failure under the store: its table vanishes (another connection).
         other = connect(str(tmp_path))
         other.execute_sql('DROP TABLE "queue_messages"')
@@ -168,7 +154,7 @@ def test_failed_commit_confirms_nothing(tmp_path: Path) -> None:
         def send_more(ref: Any) -> None:
             store.tell(StoreMessages(1, [(1, message(1, 5), 0)], then=(ref, "persisted")))
 
-        return await told(loop, send_more, 1)
+        return await told(runtime, send_more, 1)
 
     (outcome,) = run_with_store(tmp_path, script)
     assert isinstance(outcome, StoreFailed)

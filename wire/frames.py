@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from wire.errors import bad_frame_end, frame_too_large
+from dispatchd.wire.errors import bad_frame_end, frame_too_large
 
 FRAME_METHOD = 1
 FRAME_HEADER = 2

@@ -20,20 +20,20 @@ Each connection that fails logs exactly one line saying why.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import platform
 import struct
 import time
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from actors.content import Message
-from actors.messages import ChannelInput, ConnectionGone, Writable
-from dispatchd import __version__
-from wire import fields, sasl, spec
-from wire.errors import (
+from pykka import ActorRef
+
+from dispatchd.actors.content import Message
+from dispatchd.actors.messages import ChannelInput, ConnectionGone, Writable
+from dispatchd.wire import fields, sasl, spec
+from dispatchd.wire.errors import (
     AMQPError,
     DropConnection,
     FatalFrameError,
@@ -41,7 +41,7 @@ from wire.errors import (
     unexpected_frame,
     unknown_frame,
 )
-from wire.frames import (
+from dispatchd.wire.frames import (
     FRAME_BODY,
     FRAME_HEADER,
     FRAME_HEARTBEAT,
@@ -52,14 +52,7 @@ from wire.frames import (
     method_frame,
 )
 
-if TYPE_CHECKING:
-    from pykka import ActorRef
-
-    from dispatchd.broker import Broker
-
 log = logging.getLogger("dispatchd.connection")
-
-_ids = itertools.count(1)
 
 #: RabbitMQ also speaks 0-9-1 to clients that send the AMQP 0-9 header.
 AMQP_0_9_HEADER = b"AMQP\x01\x01\x00\x09"
@@ -78,6 +71,45 @@ _CLOSE = _IDS.pack(spec.ConnectionClose.CLASS_ID, spec.ConnectionClose.METHOD_ID
 _CLOSE_OK = _IDS.pack(spec.ConnectionCloseOk.CLASS_ID, spec.ConnectionCloseOk.METHOD_ID)
 _CONTENT_HEADER_MIN = 12  # class, weight, body size; RabbitMQ accepts a header without flags
 _NO_PROPERTIES = b"\x00\x00"
+
+
+class Limits(Protocol):
+    """The connection limits a server offers (``dispatchd.config.Settings`` has them)."""
+
+    frame_max: int
+    channel_max: int
+    heartbeat: int
+    handshake_timeout: float
+
+
+class Server(Protocol):
+    """What a connection asks of the broker it belongs to (``dispatchd.broker.Broker``).
+
+    The wire layer knows the broker only through this: it never imports the broker, its
+    actors, the store or the admin.
+    """
+
+    settings: Limits
+    server_properties: Mapping[str, Any]  # connection.start's, capabilities included
+    loopback_users: Container[str]  # users who may only log in from a loopback address
+    vhosts: Container[str]
+
+    def check_password(self, user: str, password: str) -> bool:
+        """Whether the credentials match a known user."""
+
+    def connection_opened(self, protocol: AMQPProtocol) -> int:
+        """A socket was accepted; returns the connection's id."""
+
+    def connection_closed(self, protocol: AMQPProtocol) -> None:
+        """The socket is gone."""
+
+    def open_connection(self, protocol: AMQPProtocol) -> ActorRef[Any]:
+        """connection.open succeeded: the connection's actor."""
+
+    def open_channel(
+        self, protocol: AMQPProtocol, connection: ActorRef[Any], number: int
+    ) -> ActorRef[Any]:
+        """channel.open: the channel's actor."""
 
 
 class State(IntEnum):
@@ -146,7 +178,7 @@ class ChannelSlot:
 class AMQPProtocol(asyncio.Protocol):
     """The asyncio protocol for one AMQP 0-9-1 client connection."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Server) -> None:
         self.broker = broker
         settings = broker.settings
         self.frame_max = settings.frame_max
@@ -154,7 +186,7 @@ class AMQPProtocol(asyncio.Protocol):
         self.heartbeat = 0
         self.connection_name = "?"
         self.peer_host = ""
-        self.id = next(_ids)
+        self.id = 0  # given by the broker once the socket is accepted
         self.user = ""
         self.vhost = ""
         self.client_properties: dict[str, Any] = {}
@@ -191,7 +223,7 @@ class AMQPProtocol(asyncio.Protocol):
         self._handshake_timer = self._loop.call_later(
             self.broker.settings.handshake_timeout, self._handshake_expired
         )
-        self.broker.connection_opened(self)
+        self.id = self.broker.connection_opened(self)
         log.debug("accepted TCP connection %s", self.connection_name)
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
@@ -299,15 +331,7 @@ class AMQPProtocol(asyncio.Protocol):
         return spec.ConnectionStart(
             version_major=0,
             version_minor=9,
-            server_properties={
-                "product": "dispatchd",
-                "version": __version__,
-                "platform": f"Python {platform.python_version()}",
-                "copyright": "dispatchd contributors",
-                "information": "An AMQP 0-9-1 broker built from Pykka actors",
-                "capabilities": dict(self.broker.capabilities),
-                "cluster_name": self.broker.cluster_name,
-            },
+            server_properties=dict(self.broker.server_properties),
             mechanisms=sasl.MECHANISMS.encode(),
             locales=b"en_US",
         )

@@ -11,7 +11,7 @@ import ipaddress
 import struct
 from collections.abc import Callable, Collection
 
-from wire import fields
+from dispatchd.wire import fields
 
 MECHANISMS = "PLAIN AMQPLAIN"
 

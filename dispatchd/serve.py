@@ -1,0 +1,101 @@
+"""Running one broker on the current event loop: open the store, listen, serve, shut down.
+
+This is the composition root: the one place that knows every layer (wire, actors, store,
+admin). It touches no process-wide state (no signal handlers, no logging set-up, no event
+loop policy), so several brokers can run in one process, each on its own loop; the
+``dispatchd`` command adds the signals (``cli.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import uvloop
+
+from dispatchd import __version__, admin
+from dispatchd.actors.priority import max_priority
+from dispatchd.actors.runtime import Runtime
+from dispatchd.broker import Broker
+from dispatchd.config import Settings
+from dispatchd.store import database, recovery
+from dispatchd.store.actor import CommitStats, StoreActor
+from dispatchd.store.database import StoreError
+from dispatchd.wire.protocol import AMQPProtocol
+
+__all__ = ["SHUTDOWN_GRACE", "serve"]
+
+log = logging.getLogger("dispatchd")
+
+SHUTDOWN_GRACE = 5.0
+"""Seconds clients get to answer the shutdown's connection.close before they are cut off."""
+
+
+async def serve(
+    settings: Settings, stop: asyncio.Event, started: asyncio.Event | None = None
+) -> None:
+    """Run a broker with ``settings`` until ``stop`` is set, then shut it down cleanly.
+
+    ``started`` is set once it accepts connections. A broker that cannot start (data dir,
+    store, port) raises SystemExit with a one-line reason.
+    """
+    loop = asyncio.get_running_loop()
+    runtime = Runtime(loop)
+    data_dir = Path(settings.data_dir).resolve()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"dispatchd: cannot create data dir {data_dir}: {exc}") from exc
+    try:
+        db = database.connect(settings.store or str(data_dir))
+        recovered = recovery.load(db, settings.queue_memory_limit, unpaged=max_priority)
+    except StoreError as exc:
+        raise SystemExit(f"dispatchd: {exc}") from exc
+    commits = CommitStats()
+    store = StoreActor.start(db, loop, commits)
+    broker = Broker(settings, runtime, store, recovered, commits)
+    broker.start()
+    try:
+        server = await loop.create_server(
+            lambda: AMQPProtocol(broker), settings.bind, settings.port, backlog=1024
+        )
+    except OSError as exc:
+        store.stop()
+        raise SystemExit(
+            f"dispatchd: cannot listen on {settings.bind}:{settings.port}: {exc}"
+        ) from exc
+    ports = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets)
+    log.info(
+        "dispatchd %s (Python %s, uvloop %s)",
+        __version__,
+        sys.version.split()[0],
+        uvloop.__version__,
+    )
+    log.info("AMQP 0-9-1 listening on %s", ports)
+    admin_server = admin.start(broker, settings)
+    if admin_server is not None:
+        log.info("admin page and management API on %s", admin_server.url)
+    else:
+        log.info("admin page off (--admin-port 0)")
+    log.info("data dir %s (store: %s)", data_dir, settings.store or data_dir / "dispatchd.db")
+    log.info(
+        "limits: frame_max %d, channel_max %d, heartbeat %ds",
+        settings.frame_max,
+        settings.channel_max,
+        settings.heartbeat,
+    )
+    if started is not None:
+        started.set()
+    await stop.wait()
+    log.info("shutting down: closing %d connection(s)", len(broker.connections))
+    server.close()
+    if admin_server is not None:
+        await asyncio.to_thread(admin_server.stop)
+    await broker.close_all("shutdown", SHUTDOWN_GRACE)
+    await asyncio.gather(*runtime.stop_all(), return_exceptions=True)
+    await asyncio.to_thread(store.stop)  # the store's inbox drains and commits first
+    db.close()
+    runtime.close()
+    log.info("stopped")
