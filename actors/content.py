@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from dispatchd.wire import spec
+from dispatchd.wire.spec import FIRST_BYTE_DELIVERY_MODE, FIRST_BYTE_HEADERS
 
 
 class Message:
@@ -52,14 +53,14 @@ class Message:
     @property
     def headers(self) -> dict[str, Any] | None:
         """The headers table, or None (no parse when the headers flag is clear)."""
-        if len(self.raw_properties) < 2 or not self.raw_properties[0] & 0x20:
+        if len(self.raw_properties) < 2 or not self.raw_properties[0] & FIRST_BYTE_HEADERS:
             return None
         return self.properties.headers
 
     @property
     def persistent(self) -> bool:
         """delivery-mode 2."""
-        if len(self.raw_properties) < 2 or not self.raw_properties[0] & 0x10:
+        if len(self.raw_properties) < 2 or not self.raw_properties[0] & FIRST_BYTE_DELIVERY_MODE:
             return False
         return self.properties.delivery_mode == 2
 

@@ -18,6 +18,7 @@ receiving a dead letter checks this (:func:`is_cycle`), since only it knows its 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,11 +26,14 @@ from typing import Any
 
 from dispatchd.actors.content import Message
 from dispatchd.actors.distribution import Distributed
+from dispatchd.actors.messages import DeadLetters
 from dispatchd.actors.routing.terms import as_text, field_type
 from dispatchd.wire import spec
 from dispatchd.wire.fields import Int64, Timestamp
 
-__all__ = ["DeadLettered", "DeadLetterTarget", "dead_letter_target", "is_cycle"]
+__all__ = ["DeadLettered", "DeadLetterTarget", "DeadLettering", "dead_letter_target", "is_cycle"]
+
+log = logging.getLogger("dispatchd.queue")
 
 
 class DeadLettered(Distributed):
@@ -132,3 +136,37 @@ def dead_letter_target(arguments: Mapping[str, Any], queue: str) -> DeadLetterTa
         return None
     key = arguments.get("x-dead-letter-routing-key")
     return DeadLetterTarget(as_text(exchange), None if key is None else as_text(key), queue)
+
+
+class DeadLettering:
+    """A queue's dead-lettering: where its own dead letters go, and the cycle check of the
+    dead letters that arrive at it (a dropped cycle is logged once)."""
+
+    __slots__ = ("cycle_logged", "queue", "target", "vhost")
+
+    def __init__(self, arguments: Mapping[str, Any], queue: str, vhost: str) -> None:
+        self.target = dead_letter_target(arguments, queue)
+        self.queue = queue
+        self.vhost = vhost
+        self.cycle_logged = False
+
+    def letters(self, messages: list[Message], reason: str) -> DeadLetters | None:
+        """The dead letters of ``messages`` for the vhost to publish (None: no DLX)."""
+        target = self.target
+        if target is None or not messages:
+            return None
+        return DeadLetters(target.exchange, [target.letter(m, reason) for m in messages])
+
+    def without_cycles(self, messages: list[Message]) -> list[Message]:
+        """Dead letters that went round a cycle back here are dropped (and logged once)."""
+        queue = self.queue
+        kept = [m for m in messages if not (type(m) is DeadLettered and is_cycle(m, queue))]
+        if len(kept) < len(messages) and not self.cycle_logged:
+            self.cycle_logged = True
+            log.warning(
+                "queue %s in vhost %s: dead-lettered messages dropped, a dead-letter cycle "
+                "came back here (reported once)",
+                queue,
+                self.vhost,
+            )
+        return kept

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dispatchd.actors.content import Message
 from dispatchd.actors.routing.terms import as_text, field_type
-from dispatchd.wire.errors import AMQPError
+from dispatchd.wire.errors import precondition_failed
 
 __all__ = ["Distributed", "sender_selected"]
 
@@ -43,8 +43,8 @@ def sender_selected(message: Message) -> Message:
         routes = headers[name]
         kind = field_type(routes)
         if kind != "array":
-            raise AMQPError(
-                406, f'invalid message: {{unacceptable_type_in_header,"{name}",{kind}}}'
+            raise precondition_failed(
+                f'invalid message: {{unacceptable_type_in_header,"{name}",{kind}}}'
             )
         keys += [as_text(route) for route in routes if field_type(route) == "longstr"]
     raw = message.raw_properties

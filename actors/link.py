@@ -10,11 +10,13 @@ from dispatchd.wire.errors import AMQPError
 class Link(Protocol):
     """The write side of one client connection, as actors see it."""
 
+    id: int  # the connection's id within its broker
     frame_max: int
     connection_name: str
     user: str  # the authenticated user
     vhost: str  # the vhost the connection opened
     writable: bool  # False while the socket's write buffer is above its high-water mark
+    cancel_notify: bool  # the client takes basic.cancel from the server (a capability)
 
     def write(self, data: bytes) -> None:
         """Queue encoded frames; they go out once per loop turn."""

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from pykka import ActorRef
 
     from dispatchd.actors.content import Entry, Message
+    from dispatchd.actors.routing import RoutingSnapshot
     from dispatchd.actors.stats import MessageTotals
     from dispatchd.wire import spec
     from dispatchd.wire.errors import AMQPError
@@ -145,32 +146,10 @@ class DeadLetters:
 
 
 @dataclass(frozen=True, slots=True)
-class AddBinding:
-    """Bind a destination (queue or exchange actor) on an exchange."""
+class RoutingChanged:
+    """Vhost -> exchange: route by this snapshot from now on (see actors/routing/snapshot.py)."""
 
-    dest: ActorRef[Any]
-    routing_key: str
-    arguments: dict[str, Any]
-    reply_to: ActorRef[Any] | None
-    reply: spec.Method | None
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveBinding:
-    """Unbind a destination from an exchange."""
-
-    dest: ActorRef[Any]
-    routing_key: str
-    arguments: dict[str, Any]
-    reply_to: ActorRef[Any] | None
-    reply: spec.Method | None
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveDestination:
-    """A queue or exchange was deleted: drop every binding to it."""
-
-    dest: ActorRef[Any]
+    routing: RoutingSnapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,16 @@
 """QueueActor: one actor owns one queue (as RabbitMQ's rabbit_amqqueue_process).
 
-It keeps ready messages in position order, hands them round-robin to consumers within their
-prefetch and flow credit, tracks what is delivered but unacknowledged, and puts requeued
-messages back in their original position with redelivered set.
+A shell over its state objects: the ready messages in delivery order (``actors/ready/``:
+FIFO, priority or paged), the consumers and the order they are served in
+(``queue_consumers.py``), message TTL and the queue's own expiry (``expiry.py``), length
+limits (``limits.py``) and dead-lettering (``dead_letter.py``). It hands ready messages
+round-robin to consumers within their prefetch and flow credit, tracks what is delivered but
+unacknowledged, and puts requeued messages back in their original position with
+redelivered set.
 
-A durable queue with a store writes its persistent messages (StoreMessages) and confirms them
-only once the store has committed them; acks, drops and purges remove them (UnstoreMessages),
-and a first delivery is recorded (MarkDelivered) so a crash brings it back redelivered.
+A durable queue with a store writes its persistent messages and confirms them only once the
+store has committed them (``durable.py``); acks, drops and purges remove them, and a first
+delivery is recorded so a crash brings it back redelivered.
 
 A consumer on a channel with a global prefetch (basic.qos global=true) is *windowed*: it may
 only take deliveries its channel granted (WindowGrant). When it could take more but has no
@@ -17,21 +21,19 @@ the deliveries before it); window left over once the queue runs dry goes back to
 
 from __future__ import annotations
 
-import asyncio
-import heapq
 import logging
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from enum import Enum
 from typing import Any
 
 from pykka import ActorRef
 
 from dispatchd.actors.arguments import integer_argument
 from dispatchd.actors.content import Entry, Message
-from dispatchd.actors.dead_letter import DeadLettered, dead_letter_target, is_cycle
-from dispatchd.actors.expiry import message_ttl, now_ms
+from dispatchd.actors.dead_letter import DeadLettering
+from dispatchd.actors.durable import QueueStorage
+from dispatchd.actors.expiry import Lease, MessageExpiry, now_ms
 from dispatchd.actors.limits import Limits
 from dispatchd.actors.messages import (
     Accepted,
@@ -40,7 +42,6 @@ from dispatchd.actors.messages import (
     ConsumerAdded,
     ConsumerRemoved,
     Credit,
-    DeadLetters,
     DeleteOutcome,
     Deliver,
     Enqueue,
@@ -54,23 +55,14 @@ from dispatchd.actors.messages import (
     WindowReturned,
     WindowWanted,
 )
-from dispatchd.actors.priority import PriorityReady, max_priority
-from dispatchd.actors.rotation import Rotation, consumer_priority
-from dispatchd.actors.runtime import LoopActor, handles, post
-from dispatchd.store.actor import (
-    DeleteQueue,
-    Loaded,
-    LoadMessages,
-    MarkDelivered,
-    Stored,
-    StoreFailed,
-    StoreMessages,
-    UnstoreMessages,
-)
-from dispatchd.store.ids import StoreIds
-from dispatchd.store.paging import DEFAULT_MEMORY_LIMIT, LOAD_BATCH, Backlog, restore
+from dispatchd.actors.queue_consumers import ConsumerRecord, QueueConsumers
+from dispatchd.actors.ready import DEFAULT_MEMORY_LIMIT, max_priority, ready_messages
+from dispatchd.actors.runtime import LoopActor, Timer, handles, post
+from dispatchd.actors.stats import MessageTotals
+from dispatchd.store.actor import Loaded, LoadMessages, Stored, StoreFailed, StoreMessages
 from dispatchd.wire import spec
-from dispatchd.wire.errors import AMQPError
+from dispatchd.wire.errors import access_refused, precondition_failed
+from dispatchd.wire.spec import FIRST_BYTE_EXPIRATION
 
 log = logging.getLogger("dispatchd.queue")
 
@@ -85,56 +77,21 @@ class IdleDue:
     """Timer -> queue: the ``x-expires`` lease may have run out."""
 
 
-FLOW_CREDIT = 500  # deliveries a consumer may have between two Credit grants from its channel
-UNLIMITED = 1 << 62  # the window of a consumer whose channel has no global prefetch
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """How the queue was declared."""
+
+    durable: bool
+    exclusive_owner: int | None  # the connection an exclusive queue belongs to
+    auto_delete: bool
+    arguments: dict[str, Any]
 
 
-class ConsumerRecord:
-    """A consumer as its queue sees it: where to deliver and how much it may take."""
+class QueueState(Enum):
+    """Whether the queue still is."""
 
-    __slots__ = (
-        "ref",
-        "channel",
-        "tag",
-        "no_ack",
-        "prefetch",
-        "in_flight",
-        "credit",
-        "exclusive",
-        "window",
-        "windowed",
-        "asking",
-        "priority",
-        "arguments",
-    )
-
-    def __init__(self, add: AddConsumer) -> None:
-        self.ref = add.consumer
-        self.channel = add.channel
-        self.tag = add.consumer_tag
-        self.no_ack = add.no_ack
-        self.prefetch = 0 if add.no_ack else add.prefetch
-        self.in_flight = 0
-        self.credit = FLOW_CREDIT
-        self.exclusive = add.exclusive
-        self.windowed = add.windowed
-        self.window = 0 if add.windowed else UNLIMITED
-        self.asking = False  # a WindowWanted is out and not yet answered
-        self.priority = consumer_priority(add.arguments)
-        self.arguments = add.arguments
-
-    def set_limited(self, limited: bool) -> None:
-        """Switch the channel window on (empty until granted) or off (unlimited)."""
-        self.windowed = limited
-        self.window = 0 if limited else UNLIMITED
-        self.asking = False
-
-    def room(self) -> int:
-        """How many deliveries it could take if the channel window allowed (0: none)."""
-        room = self.credit
-        if self.prefetch:
-            room = min(room, self.prefetch - self.in_flight)
-        return max(room, 0)
+    LIVE = "live"
+    DELETED = "deleted"  # delete-ok is on its way; the actor is stopping
 
 
 class QueueActor(LoopActor):
@@ -147,201 +104,218 @@ class QueueActor(LoopActor):
         vhost: ActorRef[Any],
         vhost_name: str,
         name: str,
-        durable: bool,
-        exclusive_owner: int | None,
-        auto_delete: bool,
-        arguments: dict[str, Any],
-        store: ActorRef[Any] | None = None,
-        queue_id: int = 0,
+        declaration: Declaration,
+        storage: QueueStorage | None = None,
         recovered: list[Entry] | None = None,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
-        ids: StoreIds | None = None,
     ) -> None:
         super().__init__(name=name, owner=vhost_name, supervisor=vhost)
-        self.ids = ids or StoreIds()
+        arguments = declaration.arguments
         self.vhost = vhost
-        self.durable = durable
-        self.exclusive_owner = exclusive_owner
-        self.auto_delete = auto_delete
-        self.arguments = arguments
-        self.store = store if durable else None
-        self.queue_id = queue_id
-        self.requeued: list[Entry] = []  # heap by position, merged ahead of `ready`
-        # The ready store, chosen once: a plain FIFO (with `requeued` merged ahead of it), or
-        # for an x-max-priority queue per-priority FIFOs that take requeued entries back
-        # themselves (`requeued` then stays empty) and are never paged.
-        self.priorities = max_priority(arguments)
-        self.ready: deque[Entry] | PriorityReady
-        self.requeue: Callable[[Entry], None]
-        if self.priorities:
-            self.ready = PriorityReady(self.priorities)
-            self.requeue = self.ready.requeue
-        else:
-            self.ready = deque()
-            self.requeue = partial(heapq.heappush, self.requeued)
-        # Paging (durable queues): ready = loading < backlog < spill in position order.
-        # `spill` holds entries past the limit until their commit (Stored) pages them into
-        # `backlog`; `loading` is what a LoadMessages in flight is reading back. Priority
-        # queues keep every ready message in memory (no paging).
-        # Message TTL (actors/expiry.py), dead-lettering (actors/dead_letter.py), length
-        # limits (actors/limits.py) and the queue's own expiry (x-expires), all optional.
-        self.ttl = integer_argument(arguments, "x-message-ttl")
-        self.expiring = self.ttl is not None  # some entry may carry an expiry
-        self.ttl_timer: asyncio.TimerHandle | None = None
-        self.ttl_timer_at = 0
-        self.dead_letter = dead_letter_target(arguments, name)
+        self.declaration = declaration
+        self.storage = storage if declaration.durable else None
         self.limits = Limits.of(arguments)
-        self.ready_bytes = 0  # body bytes of ready messages (kept for length limits only)
-        self.idle_ms = integer_argument(arguments, "x-expires")
-        self.idle_timer: asyncio.TimerHandle | None = None
-        self.idle_deadline = 0
-        self.cycle_logged = False
-        if self.store is None or self.priorities or self.limits:
-            self.limit = UNLIMITED
-        else:
-            self.limit = max(memory_limit, 1)
-        self.spill: deque[Entry] = deque()
-        self.backlog = Backlog()
-        self.loading: list[Any] | None = None
-        self.load_token = 0
-        self.paging = False  # spill, backlog or loading is not empty
-        self.waiting_gets: list[tuple[spec.BasicGet, ActorRef[Any]]] = []
-        self._recover(recovered or [])
-        self.unacked: dict[int, tuple[Entry, ConsumerRecord | None]] = {}
-        self.consumers: dict[ActorRef[Any], ConsumerRecord] = {}
-        # Consumers in delivery order: round-robin groups by x-priority, or the single active.
-        self.rotation: Rotation[ConsumerRecord] = Rotation(
-            arguments.get("x-single-active-consumer") is True
+        self.ready = ready_messages(
+            max_priority(arguments), self.storage is not None, bool(self.limits), memory_limit
         )
-        last = self.backlog.positions[-1] if len(self.backlog) else 0
-        self.next_id = max(last, self.ready[-1].id if self.ready else 0) + 1
-        self.had_consumer = False
-        self.deleted = False
-        self.windowed = 0  # how many consumers are windowed (global prefetch on their channel)
-        self.delivered = 0  # deliveries and gets, for the admin's rates
-        self.acked = 0
+        self.expiry = MessageExpiry(integer_argument(arguments, "x-message-ttl"))
+        self.lease = Lease(integer_argument(arguments, "x-expires"))
+        self.dead_lettering = DeadLettering(arguments, name, self.owner_vhost)
+        self.consumers = QueueConsumers(arguments.get("x-single-active-consumer") is True)
+        self.unacked: dict[int, tuple[Entry, ConsumerRecord | None]] = {}
+        self.waiting_gets: list[tuple[spec.BasicGet, ActorRef[Any]]] = []  # for a read
+        self.state = QueueState.LIVE
+        self.totals = MessageTotals()  # delivered (and got) and acked; published = next_id - 1
+        entries = recovered or []
+        self.ready.recover(entries)
+        if any(entry.expires for entry in entries):
+            self.expiry.expiring = True
+        self.next_id = self.ready.last_position() + 1
 
     def on_start(self) -> None:  # noqa: D102
+        self.ttl_timer = Timer(self.actor_ref, ExpiryDue())
+        self.idle_timer = Timer(self.actor_ref, IdleDue())
         self._renew_lease()
-        if self.expiring:  # recovered messages may have expired while the broker was down
+        if self.expiry.expiring:  # recovered messages may have expired while we were down
             self._expire_head(now_ms())
 
-    # ----- counts
-
     @property
-    def message_count(self) -> int:
-        """Messages ready for delivery (not counting unacknowledged ones)."""
-        count = len(self.ready) + len(self.requeued)
-        if self.paging:
-            count += len(self.spill) + len(self.backlog) + len(self.loading or ())
-        return count
-
-    @property
-    def in_memory(self) -> int:
-        """Ready messages whose bodies this queue holds (paged ones are only in the store)."""
-        count = len(self.ready) + len(self.requeued) + len(self.spill)
-        loading = self.loading or ()
-        return count + len(self.backlog.whole) + sum(isinstance(e, Entry) for e in loading)
+    def owner_vhost(self) -> str:
+        """The vhost name, for RabbitMQ-style error texts."""
+        return self.owner or "/"
 
     # ----- publishing and delivery
 
     @handles(Enqueue)
     def on_enqueue(self, msg: Enqueue) -> None:
+        """Messages routed here: stamped with their position and expiry, stored if
+        persistent, confirmed (after the commit, if stored), then delivered."""
         messages, seqs = msg.messages, msg.seqs
         if msg.dead_letters:
-            messages = self._without_cycles(messages)
+            messages = self.dead_lettering.without_cycles(messages)
         refused: list[int] = []
         if self.limits is not None and self.limits.rejects:
             messages, seqs, refused = self._admit(messages, seqs)
         next_id = self.next_id
-        ready = self.ready
+        push = self.ready.push
         rows: list[tuple[int, Message, int]] = []
-        store = self.store
-        spilled = self.paging
-        room = self.limit - len(ready)
-        ttl = self.ttl
-        now = 0 if ttl is None else now_ms()
-        deadline = 0 if ttl is None else now + ttl  # the queue's TTL, for messages without one
+        storage = self.storage
+        expiry = self.expiry
+        now = 0 if expiry.ttl is None else now_ms()
+        deadline = expiry.deadline(now)  # the queue's TTL, for messages without their own
         for message in messages:
             raw = message.raw_properties
-            if len(raw) > 1 and raw[0] & 0x01:  # the message has its own expiration
+            if len(raw) > 1 and raw[0] & FIRST_BYTE_EXPIRATION:  # its own expiration
                 now = now or now_ms()
-                entry = Entry(next_id, message, False, self._expiry(message, now))
+                entry = Entry(next_id, message, False, expiry.of(message, now))
             else:  # the usual case: no TTL at all (deadline 0), or the queue's
                 entry = Entry(next_id, message, False, deadline)
-            if spilled or room <= 0:  # past the limit: paged out once committed
-                spilled = True
-                self.spill.append(entry)
-            else:
-                room -= 1
-                ready.append(entry)
-            if store is not None and message.persistent:
-                self.ids.message_id(message)
+            push(entry)
+            if storage is not None and message.persistent:
+                storage.ids.message_id(message)
                 rows.append((next_id, message, entry.expires))
             next_id += 1
         self.next_id = next_id
-        self.paging = spilled
-        if self.limits is not None:
-            self.ready_bytes += sum(len(m.body) for m in messages)
         confirm = seqs and msg.reply_to is not None
         if rows:
-            assert store is not None
+            assert storage is not None
             then = (msg.reply_to, Accepted(seqs)) if confirm else None
-            paged = self.actor_ref if spilled else None
-            post(store, StoreMessages(self.queue_id, rows, then, paged))
+            storage.write(rows, then, self.actor_ref if self.ready.paging else None)
         elif confirm:
             post(msg.reply_to, Accepted(seqs))
         if refused and msg.reply_to is not None:  # after the acks, as RabbitMQ orders them
             post(msg.reply_to, Rejected(refused))
-        if self.rotation:
+        if self.consumers.rotation:
             self._deliver_ready(now)
         if self.limits is not None:
             self._drop_over_limit()
-        if self.expiring:  # a TTL of 0: what no consumer took at once expires now
+        if expiry.expiring:  # a TTL of 0: what no consumer took at once expires now
             self._expire_head(max(now_ms(), now + 1))
 
-    def _expiry(self, message: Message, now: int) -> int:
-        """When a message arriving ``now`` expires: the queue's TTL or its own, the smaller."""
-        ttl, own = self.ttl, message_ttl(message)
-        if own is not None:
-            ttl = own if ttl is None else min(ttl, own)
-        if ttl is None:
-            return 0
-        self.expiring = True
-        return now + ttl
+    def _deliver_ready(self, now: int = 0) -> None:
+        """Hand ready entries round the consumers, within their credit, window and prefetch
+        (expired ones are dropped instead: as of ``now``, default the current time)."""
+        groups = iter(self.consumers.rotation)  # round-robin groups, highest priority first
+        rotation: deque[ConsumerRecord] = deque()
+        ready = self.ready
+        pop = ready.pop
+        unacked = self.unacked
+        batches: dict[ConsumerRecord, list[Entry]] = {}
+        expiring = self.expiry.expiring
+        if expiring and not now:
+            now = now_ms()
+        expired: list[Entry] = []
+        stalled = 0
+        while ready:
+            if stalled >= len(rotation):  # all in this group are blocked: on to the next
+                rotation = next(groups, None)
+                if rotation is None:
+                    break
+                stalled = 0
+            record = rotation[0]
+            rotation.rotate(-1)
+            # Does one more delivery fit its flow credit, channel window and prefetch?
+            if (
+                record.credit <= 0
+                or record.window <= 0
+                or (record.prefetch and record.in_flight >= record.prefetch)
+            ):
+                stalled += 1
+                if record.window <= 0 and not record.asking:
+                    self._want_window(record)
+                continue
+            stalled = 0
+            entry = pop()
+            if expiring and entry.expires and entry.expires < now:
+                expired.append(entry)
+                continue
+            record.credit -= 1
+            record.window -= 1
+            if not record.no_ack:
+                record.in_flight += 1
+                unacked[entry.id] = (entry, record)
+            batch = batches.get(record)
+            if batch is None:
+                batches[record] = [entry]
+            else:
+                batch.append(entry)
+        for record, entries in batches.items():
+            self.totals.delivered += len(entries)
+            if self.storage is not None:
+                self.storage.delivered(entries, record.no_ack)
+            if not post(record.ref, Deliver(entries)):
+                self._consumer_gone(record)
+        if expired:
+            self._discard(expired, "expired")
+        if ready.wants_refill():
+            self._refill()
+            if ready and self.consumers.rotation:
+                self._deliver_ready()
+                return
+        if self.consumers.windowed and not ready and not ready.paging:
+            self._return_windows()
+
+    @handles(Settle)
+    def on_settle(self, msg: Settle) -> None:
+        """Deliveries were acked (``requeue`` None), requeued, or rejected (dead-lettered)."""
+        unacked = self.unacked
+        requeue = msg.requeue
+        ready = self.ready
+        if requeue is None:
+            self.totals.acked += len(msg.entry_ids)
+        done: list[Entry] = []
+        for entry_id in msg.entry_ids:
+            held = unacked.pop(entry_id, None)
+            if held is None:
+                continue
+            entry, record = held
+            if record is not None:
+                record.in_flight -= 1
+            if requeue:
+                ready.requeue(Entry(entry.id, entry.message, True, entry.expires))
+            else:
+                done.append(entry)
+        if requeue is False:
+            self._discard(done, "rejected")
+        elif done and self.storage is not None:
+            self.storage.forget(done)
+        if self.consumers.rotation:
+            self._deliver_ready()
+        if requeue:
+            if self.limits is not None:
+                self._drop_over_limit()
+            if self.expiry.expiring:
+                self._expire_head(now_ms())
+
+    @handles(Credit)
+    def on_credit(self, msg: Credit) -> None:
+        """A consumer's channel wrote its deliveries: it may take more."""
+        record = self.consumers.get(msg.consumer)
+        if record is not None:
+            record.credit += msg.count
+            self._deliver_ready()
 
     # ----- TTL, length limits and dead-lettering
 
-    def _head(self) -> Entry | None:
-        """The next ready entry to deliver, without taking it (None: none in memory)."""
-        requeued, ready = self.requeued, self.ready
-        if requeued and (not ready or requeued[0].id < ready[0].id):
-            return requeued[0]
-        return ready[0] if ready else None
-
     def _expire_head(self, now: int) -> None:
         """Remove expired entries from the head, then time the next head's expiry."""
+        ready = self.ready
         expired: list[Entry] = []
-        head = self._head()
-        while head is not None and head.expires and head.expires < now:
-            expired.append(self._next_entry())
-            head = self._head()
+        while ready and ready.peek().expires and ready.peek().expires < now:
+            expired.append(ready.pop())
         if expired:
             self._discard(expired, "expired")
-        if head is None or not head.expires:
+        if not ready or not ready.peek().expires:
             return
-        at = head.expires + 1
-        if self.ttl_timer is not None:
-            if self.ttl_timer_at <= at:
-                return
-            self.ttl_timer.cancel()
-        delay = max(at - now_ms(), 0) / 1000
-        self.ttl_timer = self.runtime.loop.call_later(delay, post, self.actor_ref, ExpiryDue())
-        self.ttl_timer_at = at
+        at = ready.peek().expires + 1
+        timer = self.ttl_timer
+        if timer.pending and timer.due <= at:
+            return
+        timer.start(max(at - now_ms(), 0) / 1000, at)
 
     @handles(ExpiryDue)
     def on_expiry_due(self, _msg: ExpiryDue) -> None:
-        self.ttl_timer = None
+        """The head's expiry time came."""
         self._expire_head(now_ms())
 
     def _drop_over_limit(self) -> None:
@@ -350,11 +324,10 @@ class QueueActor(LoopActor):
         assert limits is not None
         if limits.rejects:
             return
+        ready = self.ready
         dropped: list[Entry] = []
-        while (self.ready or self.requeued) and limits.over(
-            len(self.ready) + len(self.requeued), self.ready_bytes
-        ):
-            dropped.append(self._next_entry())
+        while ready and limits.over(len(ready), ready.bytes):
+            dropped.append(ready.pop())
         if dropped:
             self._discard(dropped, "maxlen")
 
@@ -365,10 +338,8 @@ class QueueActor(LoopActor):
         with room take at once never counts. The messages and seqs kept, the seqs refused."""
         limits = self.limits
         assert limits is not None
-        count, size = self.message_count, self.ready_bytes
-        room = 0
-        if not count:  # consumers with room take messages at once, whatever the limits
-            room = sum(min(r.room(), r.window) for group in self.rotation for r in group)
+        count, size = self.ready.total, self.ready.bytes
+        room = 0 if count else self.consumers.room()  # consumers with room take at once
         kept: list[Message] = []
         kept_seqs: list[int] = []
         refused: list[Message] = []
@@ -394,83 +365,42 @@ class QueueActor(LoopActor):
 
     def _discard(self, entries: list[Entry], reason: str) -> None:
         """Entries leave the queue unconsumed: forget them in the store, dead-letter them."""
-        if self.store is not None:
-            self._unstore(entries)
+        if self.storage is not None:
+            self.storage.forget(entries)
         self._dead_letter([e.message for e in entries], reason)
 
     def _dead_letter(self, messages: list[Message], reason: str) -> None:
-        target = self.dead_letter
-        if target is not None and messages:
-            letters: list[Message] = [target.letter(m, reason) for m in messages]
-            post(self.vhost, DeadLetters(target.exchange, letters))
-
-    def _without_cycles(self, messages: list[Message]) -> list[Message]:
-        """Dead letters that went round a cycle back here are dropped (and logged once)."""
-        kept = [m for m in messages if not (type(m) is DeadLettered and is_cycle(m, self.name))]
-        if len(kept) < len(messages) and not self.cycle_logged:
-            self.cycle_logged = True
-            log.warning(
-                "queue %s in vhost %s: dead-lettered messages dropped, a dead-letter cycle "
-                "came back here (reported once)",
-                self.name,
-                self.owner_vhost,
-            )
-        return kept
+        letters = self.dead_lettering.letters(messages, reason)
+        if letters is not None:
+            post(self.vhost, letters)
 
     # ----- the queue's own expiry (x-expires)
 
     def _renew_lease(self) -> None:
         """Restart the x-expires countdown (none while consumers are attached)."""
-        if self.idle_ms is None:
+        if self.lease.idle_ms is None:
             return
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
-        if self.consumers or self.deleted:
+        self.idle_timer.cancel()
+        if self.consumers or self.state is QueueState.DELETED:
             return
-        self.idle_deadline = now_ms() + self.idle_ms
-        delay = self.idle_ms / 1000
-        self.idle_timer = self.runtime.loop.call_later(delay, post, self.actor_ref, IdleDue())
+        self.idle_timer.start(self.lease.renew(now_ms()))
 
     @handles(IdleDue)
     def on_idle_due(self, _msg: IdleDue) -> None:
-        self.idle_timer = None
-        if self.consumers or self.deleted or now_ms() < self.idle_deadline:
+        """The lease may have run out: ask the vhost to delete the queue."""
+        if self.state is QueueState.DELETED or not self.lease.expired(
+            now_ms(), bool(self.consumers)
+        ):
             return
         log.info("queue %s in vhost %s expired (x-expires)", self.name, self.owner_vhost)
         post(self.vhost, Request(spec.QueueDelete(queue=self.name), None, 0))
 
     # ----- the store (durable queues only)
 
-    def _recover(self, entries: list[Entry]) -> None:
-        """Recovered entries: the first ``limit`` whole ones are ready, the rest paged."""
-        ready, backlog, limit = self.ready, self.backlog, self.limit
-        for entry in entries:
-            message = entry.message
-            if isinstance(message, int):  # recovery left the body in the store
-                backlog.page(entry.id, message, entry.redelivered)
-            elif entry.expires and (len(backlog) or len(ready) >= limit):
-                backlog.keep(entry)  # an expiry is kept in memory only: not paged
-            elif len(backlog) or len(ready) >= limit:
-                backlog.page(entry.id, message.store_id, entry.redelivered)
-            else:
-                ready.append(entry)
-            if entry.expires:
-                self.expiring = True
-            if self.limits is not None and not isinstance(message, int):
-                self.ready_bytes += len(message.body)
-        self.paging = bool(len(backlog))
-
     @handles(Stored)
     def on_stored(self, msg: Stored) -> None:
-        """Spilled entries up to ``last_position`` are committed: keep only references."""
-        spill, backlog = self.spill, self.backlog
-        while spill and spill[0].id <= msg.last_position:
-            entry = spill.popleft()
-            if entry.message.store_id and entry.message.persistent and not entry.expires:
-                backlog.page(entry.id, entry.message.store_id, entry.redelivered)
-            else:
-                backlog.keep(entry)
+        """Spilled entries up to a position are committed: they page out."""
+        self.ready.stored(msg.last_position)
 
     @handles(StoreFailed)
     def on_store_failed(self, msg: StoreFailed) -> None:
@@ -478,201 +408,52 @@ class QueueActor(LoopActor):
         disk), or give a failed read back to the backlog to be tried again."""
         request = msg.request
         if type(request) is StoreMessages:
-            spill, last = self.spill, request.rows[-1][0]
-            while spill and spill[0].id <= last:
-                self.backlog.keep(spill.popleft())
-        elif type(request) is LoadMessages and request.token == self.load_token:
-            self.backlog.put_back(self.loading or [])
-            self.loading = None
-            self.load_token += 1  # the next trigger (a delivery or a get) tries again
+            self.ready.store_failed(request.rows[-1][0])
+        elif type(request) is LoadMessages:
+            self.ready.load_failed(request.token)
 
     def _refill(self) -> None:
-        """Bring the next entries past the limit into ``ready``: read paged bodies back
-        (asynchronously, through the store) or move spilled entries, which are whole."""
-        backlog = self.backlog
-        if len(backlog):
-            taken, ids = backlog.take(min(LOAD_BATCH, max(self.limit // 2, 1)))
-            if ids:
-                self.loading = taken
-                assert self.store is not None
-                post(self.store, LoadMessages(self.queue_id, ids, self.actor_ref, self.load_token))
-                return
-            self.ready.extend(restore(taken, {})[0])
-        else:
-            spill, ready = self.spill, self.ready
-            while spill and len(ready) < self.limit:
-                ready.append(spill.popleft())
-        self.paging = bool(self.spill or len(backlog))
+        """Bring the next paged entries in (their bodies are read back through the store)."""
+        request = self.ready.refill()
+        if request is not None:
+            assert self.storage is not None
+            self.storage.load(request, self.actor_ref)
 
     @handles(Loaded)
     def on_loaded(self, msg: Loaded) -> None:
-        if msg.token != self.load_token or self.loading is None:
+        """Paged bodies came back from the store: waiting gets and consumers get them."""
+        missing = self.ready.loaded(msg.token, msg.messages)
+        if missing is None:
             return  # purged (or deleted) while it was read
-        entries, missing = restore(self.loading, msg.messages)
         if missing:
             log.error("queue %s: %d paged messages missing from the store", self.name, len(missing))
-        self.loading = None
-        self.ready.extend(entries)
-        self.paging = bool(self.spill or len(self.backlog))
-        if self.paging and len(self.ready) < self.limit // 2:
+        if self.ready.wants_refill():
             self._refill()
         gets, self.waiting_gets = self.waiting_gets, []
         for method, reply_to in gets:
             self._get(method, reply_to)
-        if self.rotation:
-            self._deliver_ready()
-
-    def _stored(self, entries: list[Entry]) -> list[tuple[int, int]]:
-        """(position, store id) of the entries that are in the store."""
-        if self.store is None:
-            return []
-        return [(e.id, e.message.store_id) for e in entries if e.message.store_id]
-
-    def _unstore(self, entries: list[Entry]) -> None:
-        rows = self._stored(entries)
-        if rows:
-            post(self.store, UnstoreMessages(self.queue_id, rows))
-
-    def _mark_delivered(self, entries: list[Entry], no_ack: bool) -> None:
-        """No-ack deliveries are done with; others are recorded as delivered once."""
-        if no_ack:
-            self._unstore(entries)
-            return
-        first = [e for e in entries if not e.redelivered]
-        rows = self._stored(first)
-        if rows:
-            post(self.store, MarkDelivered(self.queue_id, [p for p, _ in rows]))
-
-    def _next_entry(self) -> Entry:
-        requeued = self.requeued
-        if requeued and (not self.ready or requeued[0].id < self.ready[0].id):
-            entry = heapq.heappop(requeued)
-        else:
-            entry = self.ready.popleft()
-        if self.limits is not None:
-            self.ready_bytes -= len(entry.message.body)
-        return entry
-
-    def _deliver_ready(self, now: int = 0) -> None:
-        """Hand ready entries round the consumers, within their credit, window and prefetch
-        (expired ones are dropped instead: as of ``now``, default the current time)."""
-        groups = iter(self.rotation)  # round-robin groups, highest consumer priority first
-        rotation: deque[ConsumerRecord] = deque()
-        ready, requeued = self.ready, self.requeued
-        unacked = self.unacked
-        batches: dict[ConsumerRecord, list[Entry]] = {}
-        expiring = self.expiring
-        if expiring and not now:
-            now = now_ms()
-        expired: list[Entry] = []
-        stalled = 0
-        while ready or requeued:
-            if stalled >= len(rotation):  # all in this group are blocked: on to the next
-                rotation = next(groups, None)
-                if rotation is None:
-                    break
-                stalled = 0
-            record = rotation[0]
-            rotation.rotate(-1)
-            # Does one more delivery fit its flow credit, channel window and prefetch?
-            if (
-                record.credit <= 0
-                or record.window <= 0
-                or (record.prefetch and record.in_flight >= record.prefetch)
-            ):
-                stalled += 1
-                if record.window <= 0 and not record.asking:
-                    self._want_window(record)
-                continue
-            stalled = 0
-            entry = self._next_entry()
-            if expiring and entry.expires and entry.expires < now:
-                expired.append(entry)
-                continue
-            record.credit -= 1
-            record.window -= 1
-            if not record.no_ack:
-                record.in_flight += 1
-                unacked[entry.id] = (entry, record)
-            batch = batches.get(record)
-            if batch is None:
-                batches[record] = [entry]
-            else:
-                batch.append(entry)
-        for record, entries in batches.items():
-            self.delivered += len(entries)
-            if self.store is not None:
-                self._mark_delivered(entries, record.no_ack)
-            if not post(record.ref, Deliver(entries)):
-                self._consumer_gone(record)
-        if expired:
-            self._discard(expired, "expired")
-        if self.paging and self.loading is None and len(ready) < self.limit // 2 + 1:
-            self._refill()
-            if ready and self.rotation:
-                self._deliver_ready()
-                return
-        if self.windowed and not (ready or requeued) and not self.paging:
-            self._return_windows()
-
-    @handles(Settle)
-    def on_settle(self, msg: Settle) -> None:
-        unacked = self.unacked
-        requeue = msg.requeue
-        push = self.requeue
-        if requeue is None:
-            self.acked += len(msg.entry_ids)
-        done: list[Entry] = []
-        for entry_id in msg.entry_ids:
-            held = unacked.pop(entry_id, None)
-            if held is None:
-                continue
-            entry, record = held
-            if record is not None:
-                record.in_flight -= 1
-            if requeue:
-                push(Entry(entry.id, entry.message, True, entry.expires))
-                if self.limits is not None:
-                    self.ready_bytes += len(entry.message.body)
-            else:
-                done.append(entry)
-        if requeue is False:
-            self._discard(done, "rejected")
-        elif done and self.store is not None:
-            self._unstore(done)
-        if self.rotation:
-            self._deliver_ready()
-        if requeue:
-            if self.limits is not None:
-                self._drop_over_limit()
-            if self.expiring:
-                self._expire_head(now_ms())
-
-    @handles(Credit)
-    def on_credit(self, msg: Credit) -> None:
-        record = self.consumers.get(msg.consumer)
-        if record is not None:
-            record.credit += msg.count
+        if self.consumers.rotation:
             self._deliver_ready()
 
     # ----- the channel window (global prefetch)
 
     def _want_window(self, record: ConsumerRecord) -> None:
         """Ask the consumer's channel for window, if the consumer could otherwise take more."""
-        count = min(record.room(), self.message_count)
+        count = min(record.room(), self.ready.total)
         if count > 0:
             record.asking = True
             post(record.ref, WindowWanted(record.tag, record.ref, count))
 
     def _return_windows(self) -> None:
         """The queue ran dry: give back window that windowed consumers hold unused."""
-        for record in self.consumers.values():
+        for record in self.consumers.records.values():
             if record.windowed and record.window > 0:
                 post(record.ref, WindowReturned(record.tag, record.ref, record.window))
                 record.window = 0
 
     @handles(WindowGrant)
     def on_window_grant(self, msg: WindowGrant) -> None:
+        """A windowed consumer's channel lent it window."""
         record = self.consumers.get(msg.consumer)
         if record is not None and record.windowed:
             record.window += msg.count
@@ -681,34 +462,30 @@ class QueueActor(LoopActor):
 
     @handles(WindowLimit)
     def on_window_limit(self, msg: WindowLimit) -> None:
+        """A consumer's channel switched its global prefetch on or off."""
         record = self.consumers.get(msg.consumer)
-        if record is not None and record.windowed != msg.limited:
-            self.windowed += 1 if msg.limited else -1
-            record.set_limited(msg.limited)
+        if record is not None and self.consumers.set_limited(record, msg.limited):
             self._deliver_ready()
 
     # ----- consumers
 
     @handles(AddConsumer)
     def on_add_consumer(self, add: AddConsumer) -> None:
-        text = f"queue '{self.name}' in vhost '{self.owner_vhost}' in exclusive use"
-        if any(r.exclusive for r in self.consumers.values()) or (
-            add.exclusive and (self.consumers or self.rotation.single_active)
-        ):
-            post(add.channel, Reply(error=AMQPError(403, text, 60, 20)))
+        """basic.consume (forwarded by the vhost): register the consumer, or refuse it."""
+        if self.consumers.refuses(add.exclusive):
+            text = f"queue '{self.name}' in vhost '{self.owner_vhost}' in exclusive use"
+            post(add.channel, Reply(error=access_refused(text, 60, 20)))
             return
         if not post(add.consumer, ConsumerAdded(add.consumer_tag, self.actor_ref, add.nowait)):
             return  # its channel closed while the consume was on its way
-        record = ConsumerRecord(add)
-        self.consumers[add.consumer] = record
-        self.windowed += record.windowed
-        self.had_consumer = True
+        deliverable = self.consumers.add(ConsumerRecord(add))
         self._renew_lease()
-        if self.rotation.join(record):
+        if deliverable:
             self._deliver_ready()
 
     @handles(CancelConsumer)
     def on_cancel_consumer(self, msg: CancelConsumer) -> None:
+        """basic.cancel, or the consumer's channel closed."""
         record = self.consumers.get(msg.consumer)
         if record is None:
             return
@@ -733,14 +510,18 @@ class QueueActor(LoopActor):
 
     def _remove_consumer(self, record: ConsumerRecord) -> bool:
         """Forget a consumer; True if a waiting single active consumer took its place."""
-        del self.consumers[record.ref]
-        self.windowed -= record.windowed
+        promoted = self.consumers.remove(record)
         if not self.consumers:
             self._renew_lease()
-        return self.rotation.leave(record)
+        return promoted
 
     def _auto_delete(self) -> None:
-        if self.auto_delete and not self.consumers and self.had_consumer and not self.deleted:
+        if (
+            self.declaration.auto_delete
+            and not self.consumers
+            and self.consumers.had_consumer
+            and self.state is QueueState.LIVE
+        ):
             post(
                 self.vhost,
                 Request(spec.QueueDelete(queue=self.name, if_unused=True), None, 0),
@@ -748,26 +529,22 @@ class QueueActor(LoopActor):
 
     # ----- management requests forwarded by the vhost
 
-    @property
-    def owner_vhost(self) -> str:
-        """The vhost name, for RabbitMQ-style error texts."""
-        return self.owner or "/"
-
     @handles(Request)
     def on_request(self, req: Request) -> None:
+        """A declare, get, purge or delete the vhost forwarded."""
         method = req.method
         if isinstance(method, spec.QueueDeclare):
             self._renew_lease()
             reply: spec.Method = spec.QueueDeclareOk(
                 queue=self.name,
-                message_count=self.message_count,
+                message_count=self.ready.total,
                 consumer_count=len(self.consumers),
             )
             post(req.reply_to, Reply(None if method.no_wait else reply))
         elif isinstance(method, spec.BasicGet):
             self._get(method, req.reply_to)
         elif isinstance(method, spec.QueuePurge):
-            count = self.message_count
+            count = self.ready.total
             self._purge()
             post(
                 req.reply_to,
@@ -780,88 +557,68 @@ class QueueActor(LoopActor):
 
     def _purge(self) -> None:
         """Drop every ready message (paged ones too) and forget them in the store."""
-        if self.store is not None:
-            loading = self.loading or []
-            whole = [e for e in loading if isinstance(e, Entry)]
-            self._unstore([*self.ready, *self.requeued, *self.spill, *whole])
-            self._unstore(list(self.backlog.whole.values()))
-            paged = self.backlog.stored()
-            paged += [(e[0], e[1]) for e in loading if not isinstance(e, Entry)]
-            if paged:
-                post(self.store, UnstoreMessages(self.queue_id, paged))
-        self.ready.clear()
-        self.requeued.clear()
-        self.ready_bytes = 0
-        self.spill.clear()
-        self.backlog.clear()
-        self.loading = None
-        self.load_token += 1
-        self.paging = False
+        purged = self.ready.purge()
+        if self.storage is not None:
+            self.storage.forget(purged.entries)
+            self.storage.forget_rows(purged.paged)
         self._answer_waiting_gets()
 
     def _get(self, method: spec.BasicGet, reply_to: ActorRef[Any]) -> None:
+        ready = self.ready
         self._renew_lease()
-        if self.expiring:
+        if self.expiry.expiring:
             self._expire_head(now_ms())
-        if not (self.ready or self.requeued) and self.paging:
-            if self.loading is None:
+        if not ready and ready.paging:
+            if not ready.reading:
                 self._refill()
-            if not (self.ready or self.requeued):  # a read from the store is on its way
+            if not ready:  # a read from the store is on its way
                 self.waiting_gets.append((method, reply_to))
                 return
-        if not (self.ready or self.requeued):
+        if not ready:
             post(reply_to, GetResult(None, 0, self.actor_ref, method.no_ack))
             return
-        entry = self._next_entry()
-        if self.expiring:  # as RabbitMQ, the count leaves out what expired behind it
+        entry = ready.pop()
+        if self.expiry.expiring:  # as RabbitMQ, the count leaves out what expired behind it
             self._expire_head(now_ms())
-        self.delivered += 1
+        self.totals.delivered += 1
         if not method.no_ack:
             self.unacked[entry.id] = (entry, None)
-        if self.store is not None:
-            self._mark_delivered([entry], method.no_ack)
-            if self.paging and self.loading is None and len(self.ready) < self.limit // 2 + 1:
+        if self.storage is not None:
+            self.storage.delivered([entry], method.no_ack)
+            if ready.wants_refill():
                 self._refill()
-        post(reply_to, GetResult(entry, self.message_count, self.actor_ref, method.no_ack))
+        post(reply_to, GetResult(entry, ready.total, self.actor_ref, method.no_ack))
 
     def _delete(self, method: spec.QueueDelete, req: Request) -> None:
         where = f"queue '{self.name}' in vhost '{self.owner_vhost}'"
         error = None
-        if req.reply_to is None and not method.if_unused and not self._lease_expired():
+        if (
+            req.reply_to is None
+            and not method.if_unused
+            and not self.lease.expired(now_ms(), bool(self.consumers))
+        ):
             # x-expires fired, but the queue was used (or declared) since: it stays
             post(self.vhost, DeleteOutcome(self.name, False, Reply(), None))
             return
         if method.if_unused and self.consumers:
-            error = AMQPError(406, f"{where} in use", 50, 40)
-        elif method.if_empty and self.message_count:
-            error = AMQPError(406, f"{where} not empty", 50, 40)
+            error = precondition_failed(f"{where} in use", 50, 40)
+        elif method.if_empty and self.ready.total:
+            error = precondition_failed(f"{where} not empty", 50, 40)
         if error is not None:
             post(self.vhost, DeleteOutcome(self.name, False, Reply(error=error), req.reply_to))
             return
-        count = self.message_count
-        for record in self.consumers.values():
+        count = self.ready.total
+        for record in self.consumers.clear():
             post(record.ref, ConsumerRemoved(record.tag, notify=True))
-        self.consumers.clear()
-        self.rotation.reset()
-        self.windowed = 0
         reply = None if method.no_wait else spec.QueueDeleteOk(message_count=count)
         outcome = DeleteOutcome(self.name, True, Reply(reply), req.reply_to)
-        if self.store is not None:  # delete-ok only once the queue is gone from the disk
-            post(
-                self.store,
-                DeleteQueue(self.queue_id, self.owner_vhost, self.name, then=(self.vhost, outcome)),
-            )
+        if self.storage is not None:  # delete-ok only once the queue is gone from the disk
+            self.storage.delete(self.owner_vhost, self.name, (self.vhost, outcome))
         else:
             post(self.vhost, outcome)
-        self.deleted = True
+        self.state = QueueState.DELETED
         self._answer_waiting_gets()
         self.stop()
-
-    def _lease_expired(self) -> bool:
-        """Whether the x-expires lease has run out (a queue without one: always)."""
-        if self.idle_ms is None:
-            return True
-        return not self.consumers and now_ms() >= self.idle_deadline
 
     def _answer_waiting_gets(self) -> None:
         """basic.gets waiting for a read of paged messages: the queue is gone, answer empty."""
@@ -872,29 +629,29 @@ class QueueActor(LoopActor):
     def on_stop(self) -> None:
         """Publishes still in the mailbox die with the queue; confirm them (as RabbitMQ does
         for a deleted queue) so no publisher waits forever for a confirm or a tx.commit-ok."""
-        for timer in (self.ttl_timer, self.idle_timer):
-            if timer is not None:
-                timer.cancel()
+        self.ttl_timer.cancel()
+        self.idle_timer.cancel()
         for message, _, _ in self.actor_inbox.queue:
             if type(message) is Enqueue and message.seqs and message.reply_to is not None:
                 post(message.reply_to, Accepted(message.seqs))
 
     def describe(self) -> dict[str, Any]:
         """Counts, totals (for rates) and consumers for the admin page."""
+        declaration, ready, rotation = self.declaration, self.ready, self.consumers.rotation
         return {
             **super().describe(),
-            "durable": self.durable,
-            "exclusive_owner": self.exclusive_owner,
-            "auto_delete": self.auto_delete,
-            "arguments": self.arguments,
-            "messages_ready": self.message_count,
+            "durable": declaration.durable,
+            "exclusive_owner": declaration.exclusive_owner,
+            "auto_delete": declaration.auto_delete,
+            "arguments": declaration.arguments,
+            "messages_ready": ready.total,
             "messages_unacknowledged": len(self.unacked),
-            "messages_in_memory": self.in_memory,
-            "message_bytes_ready": self.ready_bytes if self.limits is not None else None,
-            "memory_limit": self.limit if self.store is not None and not self.priorities else None,
+            "messages_in_memory": ready.in_memory,
+            "message_bytes_ready": ready.bytes if self.limits is not None else None,
+            "memory_limit": ready.memory_limit,
             "published": self.next_id - 1,
-            "delivered": self.delivered,
-            "acked": self.acked,
+            "delivered": self.totals.delivered,
+            "acked": self.totals.acked,
             "consumers": [
                 {
                     "consumer_tag": r.tag,
@@ -906,9 +663,9 @@ class QueueActor(LoopActor):
                     "in_flight": r.in_flight,
                     "arguments": r.arguments,
                     "priority": r.priority,
-                    "active": self.rotation.is_active(r),
-                    "activity_status": self.rotation.status(r),
+                    "active": rotation.is_active(r),
+                    "activity_status": rotation.status(r),
                 }
-                for r in self.consumers.values()
+                for r in self.consumers.records.values()
             ],
         }

@@ -18,19 +18,37 @@ its subclasses too, on a slower path). A message no handler takes is a bug: the 
 logged once and reported to its supervisor as :class:`ActorFailed`; an exception raised for
 an ask goes back to the asker, and the actor lives on.
 
-Typical use::
+Typical use (``tests/test_runtime.py`` runs this example)::
+
+    import asyncio
+    from dataclasses import dataclass
+
+    from dispatchd.actors.runtime import Describe, LoopActor, Runtime, handles
+
+    @dataclass(frozen=True, slots=True)
+    class Greet:
+        name: str
+
+    class Greeter(LoopActor):
+        kind = "greeter"
+
+        @handles(Greet)
+        def on_greet(self, msg: Greet) -> str:
+            return f"hello, {msg.name}"
 
     async def main() -> None:
         runtime = Runtime(asyncio.get_running_loop())
-        queue = runtime.start(QueueActor, name="q1")
-        queue.tell(Enqueue(...))                        # loop thread: fire and forget
-        described = await queue.ask(Describe(), block=False)
+        greeter = runtime.start(Greeter, name="greeter")
+        greeter.tell(Greet("world"))  # fire and forget
+        assert await greeter.ask(Greet("you"), block=False) == "hello, you"
+        assert (await greeter.ask(Describe(), block=False))["kind"] == "greeter"
         await asyncio.gather(*runtime.stop_all())
         runtime.close()
 
-    # From another thread (the admin server):
-    infos = runtime.snapshot_threadsafe(timeout=2.0)
-    ref = runtime.run_in_loop_threadsafe(runtime.start, QueueActor, timeout=2.0)
+    asyncio.run(main())
+
+From another thread (the admin server): ``runtime.snapshot_threadsafe(timeout=2.0)``,
+``runtime.run_in_loop_threadsafe(runtime.start, Greeter, timeout=2.0)``.
 """
 
 from __future__ import annotations
@@ -71,6 +89,7 @@ __all__ = [
     "Mailbox",
     "Runtime",
     "StopFlag",
+    "Timer",
     "UnhandledMessage",
     "handles",
     "post",
@@ -801,6 +820,41 @@ def post(ref: ActorRef[Any], message: Any) -> bool:
     except ActorDeadError:
         return False
     return True
+
+
+class Timer:
+    """One message told to an actor after a delay, at most one pending at a time (a queue's
+    TTL and x-expires timers). ``due`` is the caller's label for when it fires."""
+
+    __slots__ = ("_handle", "_message", "_ref", "due")
+
+    def __init__(self, ref: LoopActorRef[Any], message: Any) -> None:
+        self._ref = ref
+        self._message = message
+        self._handle: asyncio.TimerHandle | None = None
+        self.due = 0
+
+    @property
+    def pending(self) -> bool:
+        """Whether the timer is set and has not fired."""
+        return self._handle is not None
+
+    def start(self, delay: float, due: int = 0) -> None:
+        """Fire in ``delay`` seconds (a pending firing is replaced)."""
+        self.cancel()
+        self.due = due
+        loop = self._ref.actor_inbox.runtime.loop
+        self._handle = loop.call_later(delay, self._fire)
+
+    def cancel(self) -> None:
+        """Do not fire."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        post(self._ref, self._message)
 
 
 # ---------------------------------------------------------------------------- runtime

@@ -29,9 +29,9 @@ from dispatchd.actors.arguments import (
     dead_letter_exchange_error,
 )
 from dispatchd.actors.content import Entry
-from dispatchd.actors.exchange import ExchangeActor, ExchangeNode, Topology
+from dispatchd.actors.durable import QueueStorage
+from dispatchd.actors.exchange import ExchangeActor
 from dispatchd.actors.messages import (
-    AddBinding,
     AddConsumer,
     AddReplyName,
     ChannelStopped,
@@ -40,32 +40,40 @@ from dispatchd.actors.messages import (
     DeleteOutcome,
     ExchangeResolved,
     Publish,
-    RemoveBinding,
-    RemoveDestination,
     RemoveReplyName,
     Reply,
     Request,
     ResolveExchange,
+    RoutingChanged,
 )
-from dispatchd.actors.queue import QueueActor
+from dispatchd.actors.queue import Declaration, QueueActor
+from dispatchd.actors.ready import DEFAULT_MEMORY_LIMIT
 from dispatchd.actors.reply_to import REPLY_TO
 from dispatchd.actors.routing import (
     ROUTERS,
-    BindingIndex,
     BindingKey,
     DestKind,
     RoutingArgumentError,
+    RoutingSnapshot,
     freeze,
     thaw,
 )
+from dispatchd.actors.routing.bindings import VhostBindings
 from dispatchd.actors.routing.terms import exactly_equal, field_type, printed
 from dispatchd.actors.runtime import ActorFailed, LoopActor, handles, post
 from dispatchd.actors.stats import MessageTotals
 from dispatchd.store.actor import DeleteExchange, SaveBinding, SaveExchange, SaveQueue, StoreFailed
 from dispatchd.store.ids import StoreIds
-from dispatchd.store.paging import DEFAULT_MEMORY_LIMIT
 from dispatchd.wire import spec
-from dispatchd.wire.errors import AMQPError
+from dispatchd.wire.errors import (
+    AMQPError,
+    access_refused,
+    command_invalid,
+    internal_error,
+    not_found,
+    precondition_failed,
+    resource_locked,
+)
 
 if TYPE_CHECKING:
     from dispatchd.store.recovery import Recovered
@@ -120,7 +128,7 @@ _ABSENT = object()
 
 @dataclass(slots=True)
 class ExchangeInfo:
-    """An exchange's declaration, actor and routing node."""
+    """An exchange's declaration and actor."""
 
     name: str
     type: str
@@ -129,7 +137,6 @@ class ExchangeInfo:
     internal: bool
     arguments: dict[str, Any]
     ref: ActorRef[Any]
-    node: ExchangeNode
 
 
 @dataclass(slots=True)
@@ -185,8 +192,7 @@ class VhostActor(LoopActor):
         self.recovered = recovered
         self.exchanges: dict[str, ExchangeInfo] = {}
         self.queues: dict[str, QueueInfo] = {}
-        self.bindings = BindingIndex()
-        self.topology = Topology()
+        self.bindings = VhostBindings()  # every binding, and the routing they make
         self.exclusive: dict[int, set[str]] = {}  # connection id -> its exclusive queues
         self.reply_names: dict[str, ActorRef[Any]] = {}  # live direct reply-to names
         self.closed_channels = MessageTotals()  # what the vhost's stopped channels counted
@@ -227,9 +233,7 @@ class VhostActor(LoopActor):
             if b.vhost != self.vhost_name or source is None or dest is None:
                 continue
             key = BindingKey(b.source, b.dest_kind, b.dest, b.routing_key, freeze(b.arguments))
-            if key not in self.bindings:
-                self.bindings.add(key)
-                post(source.ref, AddBinding(dest.ref, b.routing_key, b.arguments, None, None))
+            self._route(self.bindings.bind(key, dest.ref))
 
     # ----- the store
 
@@ -250,7 +254,7 @@ class VhostActor(LoopActor):
         then = getattr(msg.request, "then", None)
         if then is not None and isinstance(then[1], DeleteOutcome):
             outcome = then[1]
-            error = AMQPError(541, f"the store failed: {msg.error}", 50, 40)
+            error = internal_error(f"the store failed: {msg.error}", 50, 40)
             self.on_delete_outcome(replace(outcome, reply=Reply(error=error)))
 
     # ----- errors
@@ -259,11 +263,10 @@ class VhostActor(LoopActor):
         return f"{kind} '{name}' in vhost '{self.vhost_name}'"
 
     def _not_found(self, kind: str, name: str) -> AMQPError:
-        return AMQPError(404, f"no {self._where(kind, name)}")
+        return not_found(f"no {self._where(kind, name)}")
 
     def _locked(self, name: str) -> AMQPError:
-        return AMQPError(
-            405,
+        return resource_locked(
             f"cannot obtain exclusive access to locked {self._where('queue', name)}. "
             "It could be originally declared on another connection or the exclusive "
             "property value does not match that of the original declaration.",
@@ -272,12 +275,12 @@ class VhostActor(LoopActor):
     @staticmethod
     def _not_default(name: str) -> None:
         if name == "":
-            raise AMQPError(403, "operation not permitted on the default exchange")
+            raise access_refused("operation not permitted on the default exchange")
 
     @staticmethod
     def _check_name(kind: str, name: str) -> None:
         if name.startswith("amq."):
-            raise AMQPError(403, f"{kind} name '{name}' contains reserved prefix 'amq.*'")
+            raise access_refused(f"{kind} name '{name}' contains reserved prefix 'amq.*'")
 
     def _assert_flags(self, kind: str, name: str, flags: tuple[tuple[str, Any, Any], ...]) -> None:
         """406 for the first ``(field, received, current)`` that differs."""
@@ -286,8 +289,7 @@ class VhostActor(LoopActor):
                 new_text, old_text = (
                     (_flag(new), _flag(old)) if isinstance(new, bool) else (new, old)
                 )
-                raise AMQPError(
-                    406,
+                raise precondition_failed(
                     f"inequivalent arg '{arg}' for {self._where(kind, name)}: "
                     f"received '{new_text}' but current is '{old_text}'",
                 )
@@ -315,8 +317,8 @@ class VhostActor(LoopActor):
                 continue
             else:
                 detail = f"received '{printed(received)}' but current is '{printed(current)}'"
-            raise AMQPError(
-                406, f"inequivalent arg '{key}' for {self._where(kind, name)}: {detail}"
+            raise precondition_failed(
+                f"inequivalent arg '{key}' for {self._where(kind, name)}: {detail}"
             )
 
     # ----- requests
@@ -351,20 +353,26 @@ class VhostActor(LoopActor):
         arguments: dict[str, Any],
     ) -> ExchangeInfo:
         alternate = arguments.get("alternate-exchange")
-        node = ExchangeNode(name, type_name, alternate if isinstance(alternate, str) else None)
-        ref = self.runtime.start(
-            ExchangeActor, self.actor_ref, self.vhost_name, node, self.topology
+        routing = self.bindings.declare_exchange(
+            name, type_name, alternate if isinstance(alternate, str) else None
         )
-        self.topology.add(ref, node)
-        info = ExchangeInfo(name, type_name, durable, auto_delete, internal, arguments, ref, node)
+        ref = self.runtime.start(ExchangeActor, self.actor_ref, self.vhost_name, type_name, routing)
+        info = ExchangeInfo(name, type_name, durable, auto_delete, internal, arguments, ref)
         self.exchanges[name] = info
+        self._route(self.bindings.exchange_started(name, ref))
         return info
+
+    def _route(self, sends: list[tuple[Any, RoutingSnapshot]]) -> None:
+        """Send exchanges their new routing (before the change is answered: FIFO mailboxes
+        keep 'bind-ok, then publish' in order)."""
+        for ref, routing in sends:
+            post(ref, RoutingChanged(routing))
 
     @staticmethod
     def _check_type(type_name: str) -> None:
         if type_name not in ROUTERS:
             adjective = "invalid" if type_name in INVALID_EXCHANGE_TYPES else "unknown"
-            raise AMQPError(503, f"{adjective} exchange type '{type_name}'")
+            raise command_invalid(f"{adjective} exchange type '{type_name}'")
 
     def _exchange_declare(self, req: Request) -> None:
         m: spec.ExchangeDeclare = req.method  # type: ignore[assignment]
@@ -381,8 +389,7 @@ class VhostActor(LoopActor):
             self._check_name("exchange", name)
             alternate = m.arguments.get("alternate-exchange", _ABSENT)
             if alternate is not _ABSENT and field_type(alternate) != "longstr":
-                raise AMQPError(
-                    406,
+                raise precondition_failed(
                     f"invalid type '{field_type(alternate)}' for arg 'alternate-exchange' "
                     f"in {self._where('exchange', name)}",
                 )
@@ -420,11 +427,11 @@ class VhostActor(LoopActor):
         name = strip_cr_lf(m.exchange)
         self._not_default(name)
         if name.startswith("amq."):
-            raise AMQPError(403, f"deletion of system {self._where('exchange', name)} not allowed")
+            raise access_refused(f"deletion of system {self._where('exchange', name)} not allowed")
         info = self.exchanges.get(name)
         if info is not None:
             if m.if_unused and self.bindings.has_source(name):
-                raise AMQPError(406, f"{self._where('exchange', name)} in use")
+                raise precondition_failed(f"{self._where('exchange', name)} in use")
             self._delete_exchange(info, req)
             return
         self._reply(req, spec.ExchangeDeleteOk())
@@ -439,11 +446,8 @@ class VhostActor(LoopActor):
         elif req is not None:
             self._reply(req, spec.ExchangeDeleteOk())
         del self.exchanges[info.name]
-        self.topology.remove(info.ref)
-        self.bindings.remove_source(info.name)  # they go with the exchange actor's router
-        sources = {b.source for b in self.bindings.remove_destination("exchange", info.name)}
-        for source in sources:
-            post(self.exchanges[source].ref, RemoveDestination(info.ref))
+        sources, sends = self.bindings.delete_exchange(info.name)
+        self._route(sends)
         info.ref.stop(block=False)
         self._auto_delete_exchanges(sources)
 
@@ -517,25 +521,22 @@ class VhostActor(LoopActor):
             raise self._not_found(dest_kind, dest_name)
         if not unbind:
             try:
-                source.node.router.validate(key.arguments)
+                self.bindings.router(source_name).validate(key.arguments)
             except RoutingArgumentError as exc:
-                raise AMQPError(406, str(exc)) from None
+                raise precondition_failed(str(exc)) from None
         if isinstance(dest, QueueInfo):
             self._check_exclusive(dest, req)
-        durable = source.durable and dest.durable and self.store is not None
-        reply_to = None if durable else req.reply_to  # durable: the store answers after commit
-        reply = self._reply_method(req, ok)
         if unbind:
-            self.bindings.remove(key)
-            post(source.ref, RemoveBinding(dest.ref, routing_key, arguments, reply_to, reply))
+            self._route(self.bindings.unbind(key, dest.ref))
         else:
-            self.bindings.add(key)
-            post(source.ref, AddBinding(dest.ref, routing_key, arguments, reply_to, reply))
-        if durable:
+            self._route(self.bindings.bind(key, dest.ref))
+        if source.durable and dest.durable and self.store is not None:
             write = SaveBinding(
                 self.vhost_name, source.name, dest_kind, dest.name, routing_key, arguments, unbind
             )
-            self._persist(write, req, ok)
+            self._persist(write, req, ok)  # the store answers after the commit
+        else:
+            self._reply(req, ok)
         if unbind:
             self._auto_delete_exchanges({source.name})
 
@@ -604,12 +605,12 @@ class VhostActor(LoopActor):
         where = self._where("queue", name)
         dlx_type = dead_letter_exchange_error(arguments)
         if dlx_type is not None:
-            raise AMQPError(
-                406, f"invalid type '{dlx_type}' for arg 'x-dead-letter-exchange' in {where}"
+            raise precondition_failed(
+                f"invalid type '{dlx_type}' for arg 'x-dead-letter-exchange' in {where}"
             )
         error = argument_error(arguments)
         if error is not None:
-            raise AMQPError(406, f"invalid arg '{error[0]}' for {where}: {error[1]}")
+            raise precondition_failed(f"invalid arg '{error[0]}' for {where}: {error[1]}")
 
     def _start_queue(
         self,
@@ -621,25 +622,24 @@ class VhostActor(LoopActor):
         queue_id: int,
         entries: list[Entry],
     ) -> None:
+        storage = None
+        if queue_id:
+            assert self.store is not None
+            storage = QueueStorage(self.store, queue_id, self.ids)
         ref = self.runtime.start(
             QueueActor,
             self.actor_ref,
             self.vhost_name,
             name,
-            durable,
-            owner,
-            auto_delete,
-            arguments,
-            self.store if queue_id else None,
-            queue_id,
+            Declaration(durable, owner, auto_delete, arguments),
+            storage,
             entries,
             self.memory_limit,
-            self.ids,
         )
         self.queues[name] = QueueInfo(name, durable, owner, auto_delete, arguments, ref)
         if owner is not None:
             self.exclusive.setdefault(owner, set()).add(name)
-        post(self.exchanges[""].ref, AddBinding(ref, name, {}, None, None))
+        self._route(self.bindings.bind_default(name, ref))
 
     def _forward(self, info: QueueInfo, req: Any) -> None:
         if info.deleting:
@@ -657,7 +657,7 @@ class VhostActor(LoopActor):
             invalid = argument_error(add.arguments, CONSUME_VALIDATORS)
             if invalid is not None:
                 where = self._where("queue", add.queue)
-                raise AMQPError(406, f"invalid arg '{invalid[0]}' for {where}: {invalid[1]}")
+                raise precondition_failed(f"invalid arg '{invalid[0]}' for {where}: {invalid[1]}")
         except AMQPError as error:
             post(add.channel, Reply(error=error.at(60, 20)))
             return
@@ -699,9 +699,8 @@ class VhostActor(LoopActor):
                 owned.discard(info.name)
                 if not owned:
                     del self.exclusive[info.exclusive_owner]
-        sources = {b.source for b in self.bindings.remove_destination("queue", info.name)}
-        for source in sources | {""}:
-            post(self.exchanges[source].ref, RemoveDestination(info.ref))
+        sources, sends = self.bindings.remove_queue(info.name, info.ref)
+        self._route(sends)
         self._auto_delete_exchanges(sources)
 
     @handles(ConnectionClosed)
@@ -725,15 +724,16 @@ class VhostActor(LoopActor):
     @handles(AddReplyName)
     def on_add_reply_name(self, msg: AddReplyName) -> None:
         """Bind a reply consumer's name on the default exchange; the channel's consume-ok
-        follows the binding (the exchange answers once it is in place)."""
+        follows the new routing."""
         self.reply_names[msg.name] = msg.dest
-        post(self.exchanges[""].ref, AddBinding(msg.dest, msg.name, {}, msg.channel, msg.reply))
+        self._route(self.bindings.bind_default(msg.name, msg.dest))
+        post(msg.channel, Reply(msg.reply))
 
     @handles(RemoveReplyName)
     def on_remove_reply_name(self, msg: RemoveReplyName) -> None:
         dest = self.reply_names.pop(msg.name, None)
         if dest is not None:
-            post(self.exchanges[""].ref, RemoveDestination(dest))
+            self._route(self.bindings.unbind_default(dest))
 
     # ----- introspection
 
@@ -743,43 +743,14 @@ class VhostActor(LoopActor):
         self.closed_channels.add(msg.totals)
 
     def consistency_problems(self) -> list[str]:
-        """Where the binding index, the exchange routers and the topology disagree.
-
-        Meaningful once the exchange actors have handled what the vhost told them (ask each
-        of them something first); an empty list means everything agrees.
-        """
-        problems = self.bindings.problems()
-        refs: dict[tuple[str, str], ActorRef[Any]] = {
+        """Where the binding index, the exchange routers and the routes they were sent
+        disagree; an empty list means everything agrees."""
+        refs: dict[tuple[DestKind, str], Any] = {
             **{("queue", name): q.ref for name, q in self.queues.items()},
             **{("exchange", name): x.ref for name, x in self.exchanges.items()},
         }
-        for name, info in self.exchanges.items():
-            expected = set()
-            if name == "":
-                expected = {(q.ref, q.name, freeze({})) for q in self.queues.values()}
-                expected |= {(ref, n, freeze({})) for n, ref in self.reply_names.items()}
-            for b in self.bindings.from_source(name):
-                ref = refs.get((b.dest_kind, b.dest))
-                if ref is None:
-                    problems.append(f"binding to a missing {b.dest_kind}: {b}")
-                expected.add((ref, b.routing_key, b.arguments))
-            actual = {(b.dest, b.routing_key, b.arguments) for b in info.node.router.bindings()}
-            if expected != actual:
-                problems.append(
-                    f"exchange {name!r}: index has {len(expected - actual)} bindings its router "
-                    f"lacks, router has {len(actual - expected)} the index lacks"
-                )
-            bound_exchanges = {d for d, _, _ in actual if d.actor_class is ExchangeActor}
-            if info.node.exchange_dests != bound_exchanges:
-                problems.append(f"exchange {name!r}: wrong exchange destinations")
-            if self.topology.get(name) is not info.node:
-                problems.append(f"exchange {name!r} is not in the topology")
-        if len(self.topology) != len(self.exchanges):
-            problems.append(f"topology has {len(self.topology)} exchanges")
-        for key in self.bindings:
-            if key.source not in self.exchanges:
-                problems.append(f"binding from a missing exchange: {key}")
-        return problems
+        implicit = {name: q.ref for name, q in self.queues.items()}
+        return self.bindings.problems(refs, {**implicit, **self.reply_names})
 
     def describe(self) -> dict[str, Any]:
         """Declarations for the admin: exchanges, queues (with actor URNs) and bindings."""

@@ -130,18 +130,8 @@ class Broker:
         self, protocol: AMQPProtocol, connection: ActorRef[Any], number: int
     ) -> ActorRef[Any]:
         """Start a channel actor for channel.open."""
-        capabilities = protocol.client_properties.get("capabilities")
-        cancel_notify = isinstance(capabilities, dict) and bool(
-            capabilities.get("consumer_cancel_notify")
-        )
         return self.runtime.start(
-            ChannelActor,
-            protocol,
-            number,
-            connection,
-            self.vhosts[protocol.vhost],
-            protocol.id,
-            cancel_notify,
+            ChannelActor, protocol, number, connection, self.vhosts[protocol.vhost]
         )
 
     async def close_all(self, reason: str, timeout: float) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import uvloop
 
 from dispatchd import __version__, admin
-from dispatchd.actors.priority import max_priority
+from dispatchd.actors.ready import max_priority
 from dispatchd.actors.runtime import Runtime
 from dispatchd.broker import Broker
 from dispatchd.config import Settings

@@ -12,7 +12,6 @@ import peewee as pw
 
 from dispatchd.actors.content import Message
 from dispatchd.store.models import BindingRow, ExchangeRow, MessageRow, QueueMessageRow, QueueRow
-from dispatchd.store.paging import DEFAULT_MEMORY_LIMIT
 from dispatchd.wire.fields import decode_table
 
 log = logging.getLogger("dispatchd.store")
@@ -73,12 +72,12 @@ def _table(blob: bytes | memoryview) -> dict[str, Any]:
 
 def load(
     db: pw.Database,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    memory_limit: int | None = None,
     unpaged: Callable[[dict[str, Any]], Any] = lambda _arguments: False,
 ) -> Recovered:
     """Read every durable entity and persistent message, logging counts and time taken.
 
-    Each queue gets at most ``memory_limit`` bodies (default: the queues' in-memory limit);
+    Each queue gets at most ``memory_limit`` bodies (the queues' in-memory limit; None: all);
     its later messages come as store ids, for the queue to page in when consumers catch up.
     A queue whose arguments ``unpaged`` holds true (the broker passes priority queues) is
     never paged: it gets every body. Nor is a message with an expiry (queues keep expiries
@@ -103,7 +102,7 @@ def load(
             for r in BindingRow.select().order_by(BindingRow.id)
         ]
         qm, m = QueueMessageRow, MessageRow
-        limit = max(memory_limit, 1)
+        limit = float("inf") if memory_limit is None else max(memory_limit, 1)
         whole = {i for i, q in queues.items() if unpaged(q.arguments)}
         placements = (
             qm.select(qm.queue_id, qm.position, qm.delivered, qm.message_id, qm.expires)

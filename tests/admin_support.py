@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -16,9 +15,9 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import BrokerProcess, free_port
+from tests.support import WAIT, wait_until
 
 T = TypeVar("T")
-WAIT = 5.0
 
 
 @dataclass
@@ -84,19 +83,23 @@ def vpath(*parts: str) -> str:
 
 
 def eventually(probe: Callable[[], T | None], what: str, timeout: float = WAIT) -> T:
-    """Call ``probe`` until it returns something truthy (returned) or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
+    """Call ``probe`` until it returns something truthy (returned) or the deadline passes
+    (then fail with what it last returned, or the assertion it last failed). A failed
+    assertion in ``probe`` counts as not yet."""
+    last: list[Any] = [None]
+
+    def attempt() -> T | None:
         try:
-            last = probe()
+            last[0] = probe()
         except AssertionError as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+            last[0] = exc
+            return None
+        return last[0]
+
+    found = wait_until(attempt, timeout, interval=0.05)
+    if found:
+        return found
+    raise AssertionError(f"timed out waiting for {what}; last: {last[0]!r}")
 
 
 def start_admin_broker(base: Path, *extra: str) -> tuple[BrokerProcess, AdminClient]:

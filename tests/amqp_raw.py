@@ -1,15 +1,15 @@
 """Helpers for the wire-level tests: brokers with extra flags, log lines, raw clients.
 
 The raw AMQP client itself is :mod:`tests.conformance.rawclient`; this module adds what the
-connection, bad-input, heartbeat and shutdown tests share.
+connection, bad-input, heartbeat and shutdown tests share (``wait_until`` is
+:mod:`tests.support`'s, re-exported).
 """
 
 from __future__ import annotations
 
 import socket
 import struct
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from pika import frame as pframe
 
 from tests.conformance.rawclient import EOF, TIMEOUT, RawClient, describe, open_client
 from tests.conftest import BrokerProcess, free_port
+from tests.support import wait_until
 
 __all__ = [
     "EOF",
@@ -46,16 +47,6 @@ def started_broker(base: Path, *args: str) -> Iterator[BrokerProcess]:
     finally:
         if proc.proc is not None and proc.proc.poll() is None:
             proc.stop()
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.02)
 
 
 def client_port(client: RawClient | socket.socket) -> int:

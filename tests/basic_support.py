@@ -6,16 +6,16 @@ runs the same tests against the reference RabbitMQ). Queues get unique names and
 afterwards, so a shared RabbitMQ is left as it was found.
 
 No helper sleeps to wait for something: they pump the client until the awaited event or a
-deadline. Only :func:`quiet` lets time pass, to show that nothing *more* arrives.
+deadline. Only :func:`quiet` lets time pass, to show that nothing *more* arrives. ``WAIT``,
+``QUIET``, :func:`pump` and :func:`quiet` are :mod:`tests.support`'s, re-exported here.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +26,9 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from tests.conformance.rawclient import RawClient, open_client
 from tests.conftest import BrokerProcess
+from tests.support import QUIET, WAIT, get_all, pump, quiet, wait_until
 
 PEER_PORT_ENV = "DISPATCHD_PEER_PORT"
-WAIT = 5.0  # seconds any awaited event may take before a test fails
-QUIET = 0.25  # seconds of silence that show nothing more is coming
 
 __all__ = [
     "QUIET",
@@ -116,13 +115,7 @@ class Peer:
 
     def drain(self, queue: str) -> list[tuple[bytes, bool]]:
         """basic.get (auto-ack) every ready message: (body, redelivered) in queue order."""
-        out = []
-        channel = self.admin()
-        while True:
-            method, _props, body = channel.basic_get(queue, auto_ack=True)
-            if method is None:
-                return out
-            out.append((body, method.redelivered))
+        return [(body, method.redelivered) for method, _, body in get_all(self.admin(), queue)]
 
     def close(self) -> None:
         """Close what the test opened and delete its queues."""
@@ -147,26 +140,6 @@ def peer(broker: BrokerProcess) -> Iterator[Peer]:
     chosen = Peer(int(os.environ.get(PEER_PORT_ENV) or broker.port))
     yield chosen
     chosen.close()
-
-
-def pump(
-    connection: pika.BlockingConnection, done: Callable[[], Any], timeout: float = WAIT
-) -> Any:
-    """Run the connection's I/O until ``done()`` is truthy (returned) or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = done()
-        remaining = deadline - time.monotonic()
-        if result or remaining <= 0:
-            return result
-        connection.process_data_events(time_limit=min(0.02, remaining))
-
-
-def quiet(connection: pika.BlockingConnection, seconds: float = QUIET) -> None:
-    """Let ``seconds`` of I/O pass (to show that nothing more is delivered)."""
-    deadline = time.monotonic() + seconds
-    while (remaining := deadline - time.monotonic()) > 0:
-        connection.process_data_events(time_limit=remaining)
 
 
 @dataclass
@@ -257,11 +230,16 @@ def raw_publish(routing_key: str, body: bytes = b"", **flags: bool) -> Step:
 
 
 def wait_count(peer: Peer, queue: str, count: int) -> int:
-    """Poll the queue's ready count (one round trip each) until it is ``count`` or WAIT passes."""
-    deadline = time.monotonic() + WAIT
-    while (found := peer.count(queue)) != count and time.monotonic() < deadline:
-        pass
-    return found
+    """Poll the queue's ready count (one round trip each) until it is ``count`` or WAIT
+    passes; the count last seen."""
+    seen: list[int] = []
+
+    def reached() -> bool:
+        seen.append(peer.count(queue))
+        return seen[-1] == count
+
+    wait_until(reached)
+    return seen[-1]
 
 
 def consumer(

@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import pika
 import pytest
 
 from dispatchd.actors.runtime import Runtime
+from tests.support import wait_until
 from tests.support.actors import running_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,16 +58,20 @@ class BrokerProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dispatchd exited with {self.proc.returncode}:\n{self.log}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
+        if wait_until(self._listening, timeout, interval=0.05):
+            return self
         raise RuntimeError(f"dispatchd did not listen within {timeout}s:\n{self.log}")
+
+    def _listening(self) -> bool:
+        """Whether the started process accepts connections (RuntimeError if it exited)."""
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"dispatchd exited with {self.proc.returncode}:\n{self.log}")
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+        except OSError:
+            return False
+        return True
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM and wait; returns the exit code."""

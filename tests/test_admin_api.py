@@ -130,6 +130,7 @@ def test_acks_and_rates(api, amqp) -> None:
     channel.basic_consume(queue, lambda ch, m, _p, _b: ch.basic_ack(m.delivery_tag))
     api.get(f"/api/queues/{vpath('/', queue)}")  # first sample: rates start at 0
     api.get("/api/overview")
+    # Not a wait for a condition: 1.3 s of publishes (and acks) for the rates to measure.
     deadline = time.monotonic() + 1.3
     sent = 0
     while time.monotonic() < deadline:

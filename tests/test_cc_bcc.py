@@ -12,19 +12,17 @@ import pika.exceptions
 import pytest
 
 from tests.routing_support import Net, channel_close, net, peer
+from tests.support import get_all
 
 __all__ = ["net", "peer"]
 
 
 def received(net: Net, queue: str) -> list[tuple[str, dict[str, Any] | None]]:
     """(routing key, headers) of every message in the queue."""
-    out = []
-    channel = net.peer.admin()
-    while True:
-        method, properties, _body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return out
-        out.append((method.routing_key, properties.headers))
+    return [
+        (method.routing_key, properties.headers)
+        for method, properties, _body in get_all(net.peer.admin(), queue)
+    ]
 
 
 @pytest.fixture

@@ -24,9 +24,10 @@ import pytest
 from pika import spec
 from pika.adapters.blocking_connection import BlockingChannel
 
-from tests.basic_support import WAIT, Peer, quiet, wait_count
+from tests.basic_support import Peer, pump, quiet, wait_count
 from tests.basic_support import peer as peer
 from tests.conftest import BrokerProcess
+from tests.support import get_all
 
 Got = tuple[spec.Basic.GetOk, spec.BasicProperties, bytes]
 
@@ -43,13 +44,14 @@ def dlx(peer: Peer) -> Iterator[str]:
 
 def get_one(channel: BlockingChannel, queue: str, ack: bool = True) -> Got:
     """basic.get a message, waiting for it to arrive (dead letters travel asynchronously)."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        method, props, body = channel.basic_get(queue, auto_ack=ack)
-        if method is not None:
-            return method, props, body
-        assert time.monotonic() < deadline, f"nothing arrived in {queue}"
-        channel.connection.process_data_events(time_limit=0.02)
+
+    def arrived() -> Got | None:
+        got = channel.basic_get(queue, auto_ack=ack)
+        return got if got[0] is not None else None
+
+    got = pump(channel.connection, arrived)
+    assert got, f"nothing arrived in {queue}"
+    return got
 
 
 def assert_recent(stamp: Any) -> None:
@@ -363,10 +365,7 @@ def test_dead_lettering_works_after_restart(fresh_broker: BrokerProcess) -> None
     connection = fresh_broker.connect()
     channel = connection.channel()
     got = []
-    while True:
-        method, props, body = channel.basic_get("dlq", auto_ack=True)
-        if method is None:
-            break
+    for _method, props, body in get_all(channel, "dlq"):
         (death,) = props.headers["x-death"]
         got.append((body, props.delivery_mode, props.expiration, death["reason"]))
         assert death["original-expiration"] == "600000"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 
 from tests.admin_support import AdminClient, eventually, start_admin_broker
 from tests.conftest import BrokerProcess
+from tests.support import get_all, wait_until
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
@@ -29,14 +29,11 @@ def restart(broker: BrokerProcess, crash: bool = False) -> BrokerProcess:
 def drain(
     channel: pika.adapters.blocking_connection.BlockingChannel, queue: str
 ) -> list[tuple[bytes, bool]]:
-    """Every message in the queue as (body, redelivered), acked one by one."""
-    out = []
-    while True:
-        method, _, body = channel.basic_get(queue)
-        if method is None:
-            return out
-        out.append((body, method.redelivered))
+    """Every message in the queue as (body, redelivered), then acked one by one."""
+    got = get_all(channel, queue, auto_ack=False)
+    for method, _, _ in got:
         channel.basic_ack(method.delivery_tag)
+    return [(body, method.redelivered) for method, _, body in got]
 
 
 def test_durable_entities_survive_restart_transient_ones_do_not(
@@ -155,10 +152,8 @@ def test_kill_9_keeps_every_confirmed_message_once_in_order(
     stop = threading.Event()
     publisher = threading.Thread(target=publish_until_killed, args=(broker.port, confirmed, stop))
     publisher.start()
-    deadline = time.monotonic() + 10
     want = random.Random(seed).randint(50, 1500)
-    while len(confirmed) < want and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_until(lambda: len(confirmed) >= want, 10, interval=0.005)
     broker.kill()
     stop.set()
     publisher.join(10)

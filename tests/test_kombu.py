@@ -19,6 +19,7 @@ from kombu.message import Message
 
 from tests.basic_support import WAIT, Peer
 from tests.basic_support import peer as peer
+from tests.support import wait_until
 
 
 @pytest.fixture
@@ -96,9 +97,7 @@ def test_expiration_on_publish(
     producer.publish("short", routing_key=queue.name, expiration=0.15)
     producer.publish("kept", routing_key=queue.name, expiration=600)
     assert ready(queue) == 2
-    deadline = time.monotonic() + WAIT
-    while ready(queue) != 1:
-        assert time.monotonic() < deadline, "the expiring message never went"
+    assert wait_until(lambda: ready(queue) == 1), "the expiring message never went"
     assert time.monotonic() - start >= 0.14
     (message,) = get_all(queue)
     assert message.decode() == "kept"
@@ -116,27 +115,27 @@ def test_expiration_with_priorities_and_queue_ttl(
     producer.publish("p1", routing_key=queue.name, priority=1)
     producer.publish("p3", routing_key=queue.name, priority=3, expiration=60)
     assert ready(queue) == 3
-    deadline = time.monotonic() + WAIT
-    while ready(queue) != 2:  # the head (priority 5) goes first
-        assert time.monotonic() < deadline, "the head never expired"
+    # The head (priority 5) goes first.
+    assert wait_until(lambda: ready(queue) == 2), "the head never expired"
     assert [m.decode() for m in get_all(queue)] == ["p3", "p1"]
     producer.publish("late", routing_key=queue.name, priority=2)
-    deadline = time.monotonic() + WAIT
-    while ready(queue) != 0:  # the queue's 500 ms applies too
-        assert time.monotonic() < deadline, "the queue TTL never applied"
+    # The queue's 500 ms applies too.
+    assert wait_until(lambda: ready(queue) == 0), "the queue TTL never applied"
     assert queue.get(no_ack=True) is None
 
 
 def test_queue_expires(peer: Peer, kombu_connection: Connection, exchange: Exchange) -> None:
     queue = make_queue(peer, kombu_connection, exchange, expires=0.3)
     assert_declared_with(peer, queue, {"x-expires": 300})
-    deadline = time.monotonic() + WAIT
     channel = kombu_connection.channel()
-    while True:
-        time.sleep(0.4)  # longer than the lease: a passive declare renews it
+
+    def gone() -> bool:
         try:
             channel.queue_declare(queue.name, passive=True)
         except kombu_connection.channel_errors as error:
             assert getattr(error, "reply_code", getattr(error, "code", None)) == 404
-            break
-        assert time.monotonic() < deadline, "the queue never expired"
+            return True
+        return False
+
+    # Poll less often than the lease runs: a passive declare renews it.
+    assert wait_until(gone, interval=0.4), "the queue never expired"

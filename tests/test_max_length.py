@@ -20,20 +20,16 @@ import pika
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
-from tests.basic_support import WAIT, Inbox, Peer, consumer, pump, quiet, wait_count
+from tests.basic_support import Inbox, Peer, consumer, pump, quiet, wait_count
 from tests.basic_support import peer as peer
 from tests.conformance.helpers import confirm_outcomes, ok
 from tests.conftest import BrokerProcess
+from tests.support import get_all
 
 
 def drain(channel: BlockingChannel, queue: str) -> list[tuple[bytes, bool]]:
     """basic.get (auto-ack) until empty: (body, redelivered) in queue order."""
-    out = []
-    while True:
-        method, _props, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return out
-        out.append((body, method.redelivered))
+    return [(body, method.redelivered) for method, _props, body in get_all(channel, queue)]
 
 
 def dead_letters(peer: Peer, queue: str, count: int) -> list[tuple[bytes, dict[str, Any]]]:
@@ -41,23 +37,13 @@ def dead_letters(peer: Peer, queue: str, count: int) -> list[tuple[bytes, dict[s
     and removed."""
     assert wait_count(peer, queue, count) == count
     out = []
-    for _method, props, body in iter_get(peer.admin(), queue):
+    for _method, props, body in get_all(peer.admin(), queue):
         (death,) = props.headers["x-death"]
         stamp = death.pop("time")
         assert isinstance(stamp, datetime.datetime)
         assert abs(stamp.timestamp() - time.time()) < 60
         out.append((body, death))
     return out
-
-
-def iter_get(channel: BlockingChannel, queue: str) -> list[tuple[Any, Any, bytes]]:
-    """Every ready message, basic.get with auto-ack: (method, properties, body)."""
-    out = []
-    while True:
-        method, props, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return out
-        out.append((method, props, body))
 
 
 def test_drop_head_keeps_the_newest(peer: Peer) -> None:
@@ -236,17 +222,16 @@ def test_limits_after_restart(fresh_broker: BrokerProcess) -> None:
     channel.confirm_delivery()
     assert channel.queue_declare("lq", passive=True).method.message_count == 2
     channel.basic_publish("", "lq", b"m3", persistent)  # the limit holds after recovery
-    deadline = time.monotonic() + WAIT
-    while channel.queue_declare("dlq", passive=True).method.message_count < 2:
-        assert time.monotonic() < deadline, "m1 was not dead-lettered"
-        connection.process_data_events(time_limit=0.02)
+    assert pump(
+        connection, lambda: channel.queue_declare("dlq", passive=True).method.message_count >= 2
+    ), "m1 was not dead-lettered"
     connection.close()
     assert fresh_broker.stop() == 0, fresh_broker.log
     fresh_broker.start()  # what was dropped stays dropped
     connection = fresh_broker.connect()
     channel = connection.channel()
     assert [b for b, _ in drain(channel, "lq")] == [b"m2", b"m3"]
-    got = [(body, p.headers["x-death"][0]["reason"]) for _m, p, body in iter_get(channel, "dlq")]
+    got = [(body, p.headers["x-death"][0]["reason"]) for _m, p, body in get_all(channel, "dlq")]
     assert got == [(b"m0", "maxlen"), (b"m1", "maxlen")]
     connection.close()
 

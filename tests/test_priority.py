@@ -16,6 +16,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from tests.basic_support import Inbox, Peer, pump, quiet
 from tests.basic_support import peer as peer
 from tests.conftest import BrokerProcess, free_port
+from tests.support import get_all
 
 
 def publish(channel: BlockingChannel, queue: str, items: list[tuple[str, int | None]]) -> None:
@@ -24,14 +25,12 @@ def publish(channel: BlockingChannel, queue: str, items: list[tuple[str, int | N
         channel.basic_publish("", queue, body.encode(), pika.BasicProperties(priority=priority))
 
 
-def get_all(channel: BlockingChannel, queue: str) -> list[tuple[str, bool, int]]:
+def take_all(channel: BlockingChannel, queue: str) -> list[tuple[str, bool, int]]:
     """basic.get (auto-ack) until empty: (body, redelivered, message_count) per message."""
-    out = []
-    while True:
-        method, _props, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return out
-        out.append((body.decode(), method.redelivered, method.message_count))
+    return [
+        (body.decode(), method.redelivered, method.message_count)
+        for method, _props, body in get_all(channel, queue)
+    ]
 
 
 def test_priority_then_fifo_and_clamping(peer: Peer) -> None:
@@ -44,7 +43,7 @@ def test_priority_then_fifo_and_clamping(peer: Peer) -> None:
     )
     publish(channel, queue, [("h0", 0), ("i255", 255), ("j3", 3)])
     assert peer.count(queue) == 10
-    got = get_all(channel, queue)
+    got = take_all(channel, queue)
     # e9 and i255 are clamped to 5: after the 5s already there, in publish order.
     assert [b for b, _, _ in got] == ["b5", "e9", "f5", "i255", "d3", "j3", "a1", "g1", "c0", "h0"]
     assert [n for _, _, n in got] == list(range(9, -1, -1))
@@ -54,7 +53,7 @@ def test_priority_then_fifo_and_clamping(peer: Peer) -> None:
 def test_plain_queue_ignores_priority(peer: Peer) -> None:
     queue = peer.queue()
     publish(peer.admin(), queue, [("a1", 1), ("b5", 5), ("c0", None)])
-    assert [b for b, _, _ in get_all(peer.admin(), queue)] == ["a1", "b5", "c0"]
+    assert [b for b, _, _ in take_all(peer.admin(), queue)] == ["a1", "b5", "c0"]
 
 
 def test_requeue_returns_to_its_place_within_its_priority(peer: Peer) -> None:
@@ -69,7 +68,7 @@ def test_requeue_returns_to_its_place_within_its_priority(peer: Peer) -> None:
     publish(channel, queue, [("d1", 1), ("e2", 2), ("f3", 3)])
     for _body, tag in taken:
         channel.basic_nack(tag, requeue=True)
-    got = get_all(channel, queue)
+    got = take_all(channel, queue)
     assert [(b, r) for b, r, _ in got] == [
         ("f3", False),
         ("c2", True),  # ahead of e2, published later at the same priority
@@ -116,7 +115,7 @@ def test_unacked_consumer_deliveries_requeue_in_priority_order(peer: Peer) -> No
     assert pump(consumer.connection, lambda: len(inbox.items) == 6)
     consumer.basic_cancel(tag)
     consumer.basic_recover(requeue=True)
-    got = get_all(peer.admin(), queue)
+    got = take_all(peer.admin(), queue)
     assert [(b, r) for b, r, _ in got] == [
         ("b5", True),
         ("f5", True),
@@ -152,7 +151,7 @@ def test_restart_keeps_priority_order(tmp_path: Path) -> None:
         connection = broker.connect()
         channel = connection.channel()
         assert channel.queue_declare("pq", passive=True).method.message_count == 7
-        got = get_all(channel, "pq")
+        got = take_all(channel, "pq")
         assert [(b, r) for b, r, _ in got] == [
             ("b4", True),
             ("e7", False),
@@ -178,4 +177,4 @@ def test_purge_and_counts(peer: Peer) -> None:
     assert channel.queue_purge(queue).method.message_count == 3
     assert peer.count(queue) == 0
     publish(channel, queue, [("d1", 1), ("e2", 2)])
-    assert [b for b, _, _ in get_all(channel, queue)] == ["e2", "d1"]
+    assert [b for b, _, _ in take_all(channel, queue)] == ["e2", "d1"]

@@ -20,6 +20,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from tests.basic_support import WAIT, Inbox, Peer, quiet
 from tests.basic_support import peer as peer
 from tests.conftest import BrokerProcess
+from tests.support import wait_until
 
 
 def exists(connection: pika.BlockingConnection, queue: str) -> bool:
@@ -37,15 +38,15 @@ def exists(connection: pika.BlockingConnection, queue: str) -> bool:
 
 def wait_gone(connection: pika.BlockingConnection, queue: str, poll: float = 0.05) -> float:
     """Poll (every ``poll`` seconds) until the queue is gone; the monotonic time it was."""
-    deadline = time.monotonic() + WAIT
-    while exists(connection, queue):
-        assert time.monotonic() < deadline, f"{queue} was never deleted"
-        connection.sleep(poll)
+    assert wait_until(lambda: not exists(connection, queue), WAIT, poll), (
+        f"{queue} was never deleted"
+    )
     return time.monotonic()
 
 
 def keep_using(channel: BlockingChannel, use: Callable[[], object], seconds: float) -> None:
-    """Call ``use`` every 100 ms for ``seconds``."""
+    """Call ``use`` every 100 ms for ``seconds`` (not a wait for a condition: the use is the
+    point)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         use()

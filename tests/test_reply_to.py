@@ -16,6 +16,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from tests.basic_support import Inbox, Peer, assert_closes, pump, quiet
 from tests.basic_support import peer as peer
+from tests.support import wait_until
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 ASKING = pika.BasicProperties(reply_to=REPLY_TO)
@@ -37,14 +38,23 @@ class Replies:
         self.items.append((method.exchange, method.routing_key, body))
 
 
+def next_message(channel: BlockingChannel, queue: str) -> tuple[Any, spec.BasicProperties, bytes]:
+    """basic.get (auto-ack), polling until a message is there: (method, properties, body)."""
+
+    def fetch() -> Any:
+        got = channel.basic_get(queue, auto_ack=True)
+        return got if got[0] is not None else None
+
+    got = wait_until(fetch)
+    assert got, f"nothing arrived in {queue}"
+    return got
+
+
 def reply_name(peer: Peer, channel: BlockingChannel) -> str:
     """The reply name a publish with reply-to ``amq.rabbitmq.reply-to`` carries."""
     queue = peer.queue()
     channel.basic_publish("", queue, b"ask", ASKING)
-    server = peer.admin()
-    method, props, _body = None, None, None
-    while method is None:
-        method, props, _body = server.basic_get(queue, auto_ack=True)
+    _method, props, _body = next_message(peer.admin(), queue)
     assert props is not None
     return str(props.reply_to)
 
@@ -64,9 +74,7 @@ def test_rpc_round_trip(peer: Peer) -> None:
     server.confirm_delivery()
     names = set()
     for _ in range(2):
-        method, props, body = server.basic_get(requests, auto_ack=True)
-        while method is None:
-            method, props, body = server.basic_get(requests, auto_ack=True)
+        _method, props, body = next_message(server, requests)
         assert props.reply_to.startswith(REPLY_TO + ".")
         names.add(props.reply_to)
         server.basic_publish("", props.reply_to, b"re:" + body)  # confirmed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import textwrap
 import threading
 from time import monotonic
 from typing import Any
@@ -524,3 +525,11 @@ def test_describe_queued_behind_a_stop_is_answered_with_the_last_state(runtime):
         return await described
 
     assert on_loop(runtime, scenario())["name"] == "last"
+
+
+def test_the_module_docstring_example_runs():
+    from dispatchd.actors import runtime as module
+
+    doc = module.__doc__
+    example = doc[doc.index("::\n") + 3 : doc.index("\nFrom another thread")]
+    exec(compile(textwrap.dedent(example), "runtime example", "exec"), {})  # noqa: S102

@@ -29,6 +29,8 @@ def test_banner_names_version_listener_and_data_dir(fresh_broker: Any) -> None:
 
 def _closed_by_broker(connection: pika.BlockingConnection, timeout: float = 5.0) -> Any:
     """Process pika I/O until the broker closes the connection; the exception it raised."""
+    # A loop of its own rather than tests.support.pump: the awaited event is an exception
+    # out of process_data_events, not a condition to poll.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

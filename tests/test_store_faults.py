@@ -12,6 +12,7 @@ import pika
 import pytest
 
 from tests.conftest import ROOT, BrokerProcess, free_port
+from tests.support import get_all
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
@@ -64,9 +65,9 @@ def test_full_disk_confirms_only_what_was_committed(tiny_disk: Path, tmp_path: P
     conn = broker.connect()
     ch = conn.channel()
     got = []
-    while (answer := ch.basic_get("fill", auto_ack=True))[0] is not None:
-        got.append(int.from_bytes(answer[2][:4], "big"))
-        assert answer[2][4:] == body
+    for _method, _props, stored in get_all(ch, "fill"):
+        got.append(int.from_bytes(stored[:4], "big"))
+        assert stored[4:] == body
     conn.close()
     broker.stop()
     assert got[: len(confirmed)] == confirmed, "a confirmed message was lost"

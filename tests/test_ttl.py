@@ -22,6 +22,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from tests.basic_support import WAIT, Inbox, Peer, pump, quiet, wait_count
 from tests.basic_support import peer as peer
 from tests.conftest import BrokerProcess, free_port
+from tests.support import get_all
 
 PERSISTENT = 2
 
@@ -46,10 +47,10 @@ def gone_after(peer: Peer, queue: str, start: float) -> float:
 
 def wait_ready(channel: BlockingChannel, queue: str, count: int) -> None:
     """Poll the queue's ready count (passive declare) until it is ``count``, or fail."""
-    deadline = time.monotonic() + WAIT
-    while channel.queue_declare(queue, passive=True).method.message_count != count:
-        assert time.monotonic() < deadline, f"{queue} never had {count} ready"
-        channel.connection.process_data_events(time_limit=0.02)
+    assert pump(
+        channel.connection,
+        lambda: channel.queue_declare(queue, passive=True).method.message_count == count,
+    ), f"{queue} never had {count} ready"
 
 
 def test_queue_ttl_expires_from_head_without_consumer(peer: Peer) -> None:
@@ -273,10 +274,9 @@ def test_restart_drops_what_expired_while_down_and_expires_the_rest_on_time(
     assert channel.basic_get("qttl", auto_ack=True)[0] is None
     # "long" has over 0.4 s left: still there, at the head.
     assert channel.queue_declare("tq", passive=True).method.message_count == 2
-    deadline = time.monotonic() + 8
-    while channel.queue_declare("tq", passive=True).method.message_count != 1:
-        assert time.monotonic() < deadline, "the pending message never expired"
-        connection.process_data_events(time_limit=0.02)
+    assert pump(
+        connection, lambda: channel.queue_declare("tq", passive=True).method.message_count == 1, 8
+    ), "the pending message never expired"
     gone = time.time() - published
     # On time: its expiry counts from the publish, not from the restart (1.2 s later).
     assert 2.9 <= gone < 4.0
@@ -341,27 +341,12 @@ def test_priority_queue_with_ttl_after_restart(tmp_path: Path) -> None:
             "pq",
             "300",
         )
-        got = []
-        while True:
-            method, props, body = channel.basic_get("pq", auto_ack=True)
-            if method is None:
-                break
-            got.append(body.decode())
+        got = [body.decode() for _method, _props, body in get_all(channel, "pq")]
         # lo1b expired too: it goes when it reaches the head, after lo1.
         assert got == ["mid3", "lo1"]
         assert channel.queue_declare("pq", passive=True).method.message_count == 0
         wait_ready(channel, "dlq", 1)
-        assert [b.decode() for b in drain_bodies(channel, "dlq")] == ["lo1b"]
+        assert [body.decode() for _m, _p, body in get_all(channel, "dlq")] == ["lo1b"]
         connection.close()
     finally:
         broker.stop()
-
-
-def drain_bodies(channel: BlockingChannel, queue: str) -> list[bytes]:
-    """basic.get (auto-ack) until empty: the bodies in order."""
-    out = []
-    while True:
-        method, _props, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return out
-        out.append(body)

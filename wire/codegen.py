@@ -1,10 +1,13 @@
 """Generate ``wire/spec.py`` from the AMQP 0-9-1 spec XML: ``python -m dispatchd.wire.codegen``.
 
-Each method becomes a class with straight-line ``encode``/``decode`` built from
-precompiled ``struct.Struct`` objects: runs of fixed-size arguments (and the length
-prefix of the string after them) are packed or unpacked in one call, and consecutive
-bits share an octet. A test regenerates the module and compares it with the committed
-file, so edit this generator and rerun it rather than editing ``spec.py``.
+The module is the broker's only source of protocol constants: frame types, reply codes (plain
+names, and the ``ChannelReplyCode``/``ConnectionReplyCode`` enums split by the spec's soft and
+hard error classes) and the named flags of the basic content properties. Each method becomes a
+class with straight-line ``encode``/``decode`` built from precompiled ``struct.Struct``
+objects: runs of fixed-size arguments (and the length prefix of the long string after them)
+are packed or unpacked in one call, consecutive bits share an octet, and short strings are
+encoded by ``fields.encode_shortstr``. A test regenerates the module and compares it with the
+committed file, so edit this generator and rerun it rather than editing ``spec.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,23 @@ _CONNECTION_EXTENSIONS = (
 )
 # Property names that differ from the XML: 0-9-1 renamed 0-8's cluster-id to "reserved".
 _PROPERTY_NAMES = {"reserved": "cluster_id"}
+# A shortstr's length is one octet (the XML states it only in prose).
+_SHORTSTR_MAX = 255
+# The last bit of a property flag word: another flag word follows.
+_CONTINUATION = 0x0001
+# The enums of the error reply codes: (spec class, enum name, docstring).
+_REPLY_ENUMS = (
+    (
+        "soft-error",
+        "ChannelReplyCode",
+        "The spec's soft errors: channel.close reply codes; the connection stays open.",
+    ),
+    (
+        "hard-error",
+        "ConnectionReplyCode",
+        "The spec's hard errors: connection.close reply codes; the connection is closed.",
+    ),
+)
 
 # AMQP type -> (annotation, default, struct code for fixed-size types)
 _TYPES: dict[str, tuple[str, str, str]] = {
@@ -53,11 +73,12 @@ _HEADER = '''\
 
 from __future__ import annotations
 
+from enum import IntEnum
 from struct import Struct
 from struct import error as StructError
 from typing import Any
 
-from dispatchd.wire.fields import decode_table, encode_table
+from dispatchd.wire.fields import decode_table, encode_shortstr, encode_table
 from dispatchd.wire.method import Buffer, Method, Record
 from dispatchd.wire.method import ContentHeaderDecodeError as ContentHeaderDecodeError
 from dispatchd.wire.method import MethodDecodeError as MethodDecodeError
@@ -68,6 +89,15 @@ from dispatchd.wire.method import encode_content_header as encode_content_header
 # What truncated or malformed arguments raise inside decode (ValueError: bad UTF-8, tables).
 _DECODE_ERRORS = (StructError, IndexError, ValueError)
 '''
+
+_PROPERTY_FLAGS_COMMENT = """\
+# {title} content properties: a content header's property list starts with a 16-bit flag word,
+# where {prefix}FLAG_<PROPERTY> is each property's bit (the first property's is bit 15, as in
+# pika's spec.py) and {prefix}FLAG_CONTINUATION says another flag word follows. Hot paths test
+# one octet of the raw property list instead, so each flag is also a mask of its own octet:
+# {prefix}FIRST_BYTE_<PROPERTY> = FLAG >> 8 tests raw[0] ({first} ... {last_first}) and
+# {prefix}SECOND_BYTE_<PROPERTY> = FLAG & 0xFF tests raw[1] ({first_second} ... {last}).\
+"""
 
 _FOOTER = '''
 
@@ -256,6 +286,7 @@ class _Generator:
             f"PROTOCOL_VERSION = {spec.version!r}",
             f"PORT = {spec.port}",
             f"PROTOCOL_HEADER = {header}",
+            f"SHORTSTR_MAX = {_SHORTSTR_MAX}  # octets; a shortstr's length is one octet",
             "",
         ]
         lines += [f"{name} = {value}" for name, value, _ in spec.constants]
@@ -265,6 +296,55 @@ class _Generator:
             lines += _wrap(f"{kind.upper()}_ERRORS = frozenset({{", codes, "})", "")
         items = [f"{v}: '{n}'" for n, v, _ in replies]
         lines += _wrap("REPLY_TEXT: dict[int, str] = {", items, "}", "")
+        return [*lines, *self.reply_codes(replies), *self.property_flags()]
+
+    def reply_codes(self, replies: list[tuple[str, int, str]]) -> list[str]:
+        """The error reply codes as one IntEnum per error class, and each code's name."""
+        lines: list[str] = []
+        for error_class, enum_name, doc in _REPLY_ENUMS:
+            lines += ["", "", f"class {enum_name}(IntEnum):", f'    """{doc}"""', ""]
+            lines += [f"    {n} = {v}" for n, v, c in replies if c == error_class]
+        items = [f"{v}: '{n}'" for n, v, c in replies if c]
+        return [
+            *lines,
+            "",
+            "",
+            "# Error reply code -> name, which starts RabbitMQ's reply texts: 'NOT_FOUND - ...'.",
+            *_wrap("REPLY_NAMES: dict[int, str] = {", items, "}", ""),
+        ]
+
+    def property_flags(self) -> list[str]:
+        """Named flags of each content property: in the flag word, and in its own octet."""
+        lines: list[str] = []
+        for class_name, (_, fields) in self.spec.properties.items():
+            prefix = _flag_prefix(class_name)
+            flagged = _flagged(fields)
+            first = [f.name for flag, f in flagged if flag > 0xFF]
+            second = [f.name for flag, f in flagged if flag <= 0xFF]
+            comment = _PROPERTY_FLAGS_COMMENT.format(
+                title=class_name.capitalize(),
+                prefix=prefix,
+                first=first[0],
+                last_first=first[-1],
+                first_second=second[0],
+                last=second[-1],
+            )
+            lines += [
+                "",
+                *comment.splitlines(),
+                *(f"{_flag_name(prefix, 'FLAG', f)} = 0x{flag:04X}" for flag, f in flagged),
+                f"{prefix}FLAG_CONTINUATION = 0x{_CONTINUATION:04X}",
+                *(
+                    f"{_flag_name(prefix, 'FIRST_BYTE', f)} = 0x{flag >> 8:02X}"
+                    for flag, f in flagged
+                    if flag > 0xFF
+                ),
+                *(
+                    f"{_flag_name(prefix, 'SECOND_BYTE', f)} = 0x{flag:02X}"
+                    for flag, f in flagged
+                    if flag <= 0xFF
+                ),
+            ]
         return lines
 
     def method_class(self, m: MethodSpec, by_index: dict[tuple[str, str], int]) -> list[str]:
@@ -292,7 +372,8 @@ class _Generator:
         return lines
 
     def encode(self, m: MethodSpec) -> list[str]:
-        """``encode``: fixed-size runs packed at once, each string after its length."""
+        """``encode``: fixed-size runs packed at once, a longstr after its length, a shortstr
+        by ``encode_shortstr``."""
         lines = ["    def encode(self) -> bytes:"]
         pieces: list[str] = []
         fmt, values, bits = "HH", [str(m.class_id), str(m.method_id)], []
@@ -329,11 +410,8 @@ class _Generator:
                 fmt += code
                 values.append(f"self.{f.name}")
             elif f.type == "shortstr":
-                lines.append(f"        {f.name} = self.{f.name}.encode()")
-                fmt += "B"
-                values.append(f"len({f.name})")
                 flush()
-                pieces.append(f.name)
+                pieces.append(f"encode_shortstr(self.{f.name})")
             elif f.type == "longstr":
                 fmt += "I"
                 values.append(f"len(self.{f.name})")
@@ -343,8 +421,8 @@ class _Generator:
                 flush()
                 pieces.append(f"encode_table(self.{f.name})")
         flush()
-        if len(pieces) == 1:
-            return [*lines, f"        return {pieces[0]}"]
+        if len(pieces) <= 2:
+            return [*lines, f"        return {' + '.join(pieces)}"]
         return [*lines, *_wrap("return b''.join((", pieces, "))", "        ")]
 
     def decode(self, m: MethodSpec) -> list[str]:
@@ -415,11 +493,10 @@ class _Generator:
 
     def properties_class(self, class_name: str, class_id: int, fields: list[Field]) -> list[str]:
         """A class of optional content properties behind one 16-bit flag word."""
-        if len(fields) > 15:
-            raise NotImplementedError("more properties than one flag word holds")
         name = _camel(class_name) + "Properties"
         params = ["self", *(f"{f.name}: {_optional(f.annotation)} = None" for f in fields)]
-        flagged = list(zip((1 << bit for bit in range(15, 0, -1)), fields, strict=False))
+        prefix = _flag_prefix(class_name)
+        flagged = [(_flag_name(prefix, "FLAG", f), f) for _, f in _flagged(fields)]
         return [
             f"class {name}(Record):",
             f'    """Content properties of the {class_name} class; None means absent."""',
@@ -433,10 +510,10 @@ class _Generator:
             "",
             *self.properties_encode(flagged),
             "",
-            *self.properties_decode(name, class_id, flagged),
+            *self.properties_decode(name, class_id, flagged, f"{prefix}FLAG_CONTINUATION"),
         ]
 
-    def properties_encode(self, flagged: list[tuple[int, Field]]) -> list[str]:
+    def properties_encode(self, flagged: list[tuple[str, Field]]) -> list[str]:
         """``encode``: the flag word, then each present property in order."""
         lines = [
             "    def encode(self) -> bytes:",
@@ -447,13 +524,10 @@ class _Generator:
         for flag, f in flagged:
             lines += [
                 f"        if self.{f.name} is not None:",
-                f"            flags |= 0x{flag:04X}",
+                f"            flags |= {flag}",
             ]
             if f.type == "shortstr":
-                lines += [
-                    f"            value = self.{f.name}.encode()",
-                    f"            parts += ({self.struct('B')}.pack(len(value)), value)",
-                ]
+                lines.append(f"            parts.append(encode_shortstr(self.{f.name}))")
             elif f.type == "table":
                 lines.append(f"            parts.append(encode_table(self.{f.name}))")
             else:
@@ -466,7 +540,7 @@ class _Generator:
         ]
 
     def properties_decode(
-        self, name: str, class_id: int, flagged: list[tuple[int, Field]]
+        self, name: str, class_id: int, flagged: list[tuple[str, Field]], continuation: str
     ) -> list[str]:
         """``decode``: each flagged property in order; absent ones are None."""
         word = self.struct("H")
@@ -477,12 +551,12 @@ class _Generator:
             "        try:",
             f"            flags = word = {word}.unpack_from(buf, offset)[0]",
             "            offset += 2",
-            "            while word & 1:  # continuation words name no property we know",
+            f"            while word & {continuation}:  # later flag words name no property",
             f"                word = {word}.unpack_from(buf, offset)[0]",
             "                offset += 2",
         ]
         for flag, f in flagged:
-            lines.append(f"            if flags & 0x{flag:04X}:")
+            lines.append(f"            if flags & {flag}:")
             if f.type == "shortstr":
                 lines += [
                     "                end = offset + 1 + buf[offset]",
@@ -519,6 +593,23 @@ class _Generator:
             for name, (class_id, _) in self.spec.properties.items()
         ]
         return [*lines, "}"]
+
+
+def _flagged(fields: list[Field]) -> list[tuple[int, Field]]:
+    """Each property with its bit in the flag word: the first property's is bit 15."""
+    if len(fields) > 15:
+        raise NotImplementedError("more properties than one flag word holds")
+    return [(1 << (15 - i), f) for i, f in enumerate(fields)]
+
+
+def _flag_prefix(class_name: str) -> str:
+    """Prefix of a class's property flag names: none for basic, the one class with properties."""
+    return "" if class_name == "basic" else class_name.upper() + "_"
+
+
+def _flag_name(prefix: str, kind: str, f: Field) -> str:
+    """A property's flag constant: FLAG_, FIRST_BYTE_ or SECOND_BYTE_ + its upper-case name."""
+    return f"{prefix}{kind}_{f.name.upper()}"
 
 
 def _wrap_operation(head: str, terms: list[str], op: str, indent: str) -> list[str]:

@@ -1,8 +1,9 @@
 """AMQP errors as exceptions carrying a reply code and the offending method's ids.
 
-Soft errors (the spec's 3xx/4xx 'soft-error' constants) close the channel; hard errors close
-the connection. RabbitMQ prefixes reply texts with the reply code's name
-(``NOT_FOUND - no queue 'x' in vhost '/'``); so do we.
+Soft errors (the spec's 'soft-error' constants, ``spec.ChannelReplyCode``) close the channel;
+hard errors (``spec.ConnectionReplyCode``) close the connection. RabbitMQ prefixes reply texts
+with the reply code's name (``NOT_FOUND - no queue 'x' in vhost '/'``); so do we. Each reply
+code has a named constructor (``not_found(text)``, ``precondition_failed(text, 50, 40)``, ...).
 
 Framing errors carry RabbitMQ's exact texts, which print the offending frame the way Erlang
 prints a binary (``type 3, all octets = <<"hello">>``); :func:`erlang_binary` renders those.
@@ -12,30 +13,11 @@ from __future__ import annotations
 
 import re
 
-REPLY_NAMES: dict[int, str] = {
-    311: "CONTENT_TOO_LARGE",
-    312: "NO_ROUTE",
-    313: "NO_CONSUMERS",
-    320: "CONNECTION_FORCED",
-    402: "INVALID_PATH",
-    403: "ACCESS_REFUSED",
-    404: "NOT_FOUND",
-    405: "RESOURCE_LOCKED",
-    406: "PRECONDITION_FAILED",
-    501: "FRAME_ERROR",
-    502: "SYNTAX_ERROR",
-    503: "COMMAND_INVALID",
-    504: "CHANNEL_ERROR",
-    505: "UNEXPECTED_FRAME",
-    506: "RESOURCE_ERROR",
-    530: "NOT_ALLOWED",
-    540: "NOT_IMPLEMENTED",
-    541: "INTERNAL_ERROR",
-}
+from dispatchd.wire.spec import REPLY_NAMES as REPLY_NAMES
+from dispatchd.wire.spec import SHORTSTR_MAX as SHORTSTR_MAX
+from dispatchd.wire.spec import SOFT_ERRORS as SOFT_ERRORS
+from dispatchd.wire.spec import ChannelReplyCode, ConnectionReplyCode
 
-SOFT_ERRORS = frozenset({311, 312, 313, 403, 404, 405, 406})
-
-SHORTSTR_MAX = 255
 _LINE_BREAK = re.compile(r"\n\s*")
 
 
@@ -86,7 +68,7 @@ class FatalFrameError(AMQPError):
     """
 
     def __init__(self, text: str) -> None:
-        super().__init__(501, text)
+        super().__init__(ConnectionReplyCode.FRAME_ERROR, text)
 
 
 class DropConnection(Exception):
@@ -99,6 +81,99 @@ class DropConnection(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+# ----- one constructor per reply code; class_id/method_id name the offending method (0: unknown)
+
+
+def content_too_large(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """311 CONTENT_TOO_LARGE (soft: closes the channel)."""
+    return AMQPError(ChannelReplyCode.CONTENT_TOO_LARGE, text, class_id, method_id)
+
+
+def no_route(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """312 NO_ROUTE (soft: closes the channel)."""
+    return AMQPError(ChannelReplyCode.NO_ROUTE, text, class_id, method_id)
+
+
+def no_consumers(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """313 NO_CONSUMERS (soft: closes the channel)."""
+    return AMQPError(ChannelReplyCode.NO_CONSUMERS, text, class_id, method_id)
+
+
+def connection_forced(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """320 CONNECTION_FORCED (hard: closes the connection)."""
+    return AMQPError(ConnectionReplyCode.CONNECTION_FORCED, text, class_id, method_id)
+
+
+def invalid_path(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """402 INVALID_PATH (hard: closes the connection)."""
+    return AMQPError(ConnectionReplyCode.INVALID_PATH, text, class_id, method_id)
+
+
+def access_refused(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """403 ACCESS_REFUSED (soft: closes the channel)."""
+    return AMQPError(ChannelReplyCode.ACCESS_REFUSED, text, class_id, method_id)
+
+
+def not_found(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """404 NOT_FOUND (soft: closes the channel)."""
+    return AMQPError(ChannelReplyCode.NOT_FOUND, text, class_id, method_id)
+
+
+def resource_locked(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """405 RESOURCE_LOCKED (soft: closes the channel)."""
+    return AMQPError(ChannelReplyCode.RESOURCE_LOCKED, text, class_id, method_id)
+
+
+def precondition_failed(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """406 PRECONDITION_FAILED (soft: closes the channel)."""
+    return AMQPError(ChannelReplyCode.PRECONDITION_FAILED, text, class_id, method_id)
+
+
+def frame_error(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """501 FRAME_ERROR (hard: closes the connection)."""
+    return AMQPError(ConnectionReplyCode.FRAME_ERROR, text, class_id, method_id)
+
+
+def syntax_error(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """502 SYNTAX_ERROR (hard: closes the connection)."""
+    return AMQPError(ConnectionReplyCode.SYNTAX_ERROR, text, class_id, method_id)
+
+
+def command_invalid(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """503 COMMAND_INVALID (hard: closes the connection)."""
+    return AMQPError(ConnectionReplyCode.COMMAND_INVALID, text, class_id, method_id)
+
+
+def channel_error(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """504 CHANNEL_ERROR (hard: closes the connection)."""
+    return AMQPError(ConnectionReplyCode.CHANNEL_ERROR, text, class_id, method_id)
+
+
+def unexpected_frame_error(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """505 UNEXPECTED_FRAME (hard); :func:`unexpected_frame` gives RabbitMQ's text for a frame."""
+    return AMQPError(ConnectionReplyCode.UNEXPECTED_FRAME, text, class_id, method_id)
+
+
+def resource_error(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """506 RESOURCE_ERROR (hard: closes the connection)."""
+    return AMQPError(ConnectionReplyCode.RESOURCE_ERROR, text, class_id, method_id)
+
+
+def not_allowed(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """530 NOT_ALLOWED (hard: closes the connection)."""
+    return AMQPError(ConnectionReplyCode.NOT_ALLOWED, text, class_id, method_id)
+
+
+def not_implemented(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """540 NOT_IMPLEMENTED (hard: closes the connection, as in RabbitMQ)."""
+    return AMQPError(ConnectionReplyCode.NOT_IMPLEMENTED, text, class_id, method_id)
+
+
+def internal_error(text: str, class_id: int = 0, method_id: int = 0) -> AMQPError:
+    """541 INTERNAL_ERROR (hard: closes the connection)."""
+    return AMQPError(ConnectionReplyCode.INTERNAL_ERROR, text, class_id, method_id)
 
 
 # ----- RabbitMQ's texts for framing errors
@@ -176,12 +251,12 @@ def _last_line_length(text: str) -> int:
 
 def unexpected_frame(frame_type: int, payload: bytes) -> AMQPError:
     """505 for a frame the connection's state does not allow (e.g. a body on channel 0)."""
-    return AMQPError(505, _frame_octets(frame_type, payload))
+    return unexpected_frame_error(_frame_octets(frame_type, payload))
 
 
 def unknown_frame(frame_type: int, payload: bytes) -> AMQPError:
     """501 for a frame that cannot be parsed (unknown type, heartbeat with a payload, ...)."""
-    return AMQPError(501, f"{_frame_octets(frame_type, payload)}: unknown_frame")
+    return frame_error(f"{_frame_octets(frame_type, payload)}: unknown_frame")
 
 
 def frame_too_large(frame_type: int, size: int, frame_max: int) -> FatalFrameError:
@@ -203,34 +278,5 @@ def bad_frame_end(frame_type: int, payload: bytes, marker: int) -> FatalFrameErr
 
 def cannot_decode(class_id: int, method_id: int, arguments: bytes) -> AMQPError:
     """501 for method arguments that do not parse (RabbitMQ prints them with ``~w``)."""
-    return AMQPError(501, f"cannot decode {erlang_binary(arguments, pretty=False)}").at(
-        class_id, method_id
-    )
-
-
-# ----- shorthands used by the actors
-
-
-def not_found(text: str) -> AMQPError:
-    """404 NOT_FOUND."""
-    return AMQPError(404, text)
-
-
-def precondition_failed(text: str) -> AMQPError:
-    """406 PRECONDITION_FAILED."""
-    return AMQPError(406, text)
-
-
-def access_refused(text: str) -> AMQPError:
-    """403 ACCESS_REFUSED."""
-    return AMQPError(403, text)
-
-
-def resource_locked(text: str) -> AMQPError:
-    """405 RESOURCE_LOCKED."""
-    return AMQPError(405, text)
-
-
-def not_implemented(text: str) -> AMQPError:
-    """540 NOT_IMPLEMENTED (a hard error, as in RabbitMQ)."""
-    return AMQPError(540, text)
+    text = f"cannot decode {erlang_binary(arguments, pretty=False)}"
+    return frame_error(text, class_id, method_id)

@@ -2,6 +2,8 @@
 
 A frame is ``type:u8 channel:u16 size:u32 payload frame-end(0xCE)``. Builders return bytes
 ready for the transport; content is split into body frames at the negotiated frame-max.
+The frame types, frame-end octet and protocol header come from the generated ``wire.spec``
+(and are importable from here too).
 """
 
 from __future__ import annotations
@@ -10,22 +12,24 @@ import struct
 from collections.abc import Iterator
 
 from dispatchd.wire.errors import bad_frame_end, frame_too_large
-
-FRAME_METHOD = 1
-FRAME_HEADER = 2
-FRAME_BODY = 3
-FRAME_HEARTBEAT = 8
-FRAME_END = 0xCE
-FRAME_END_BYTE = b"\xce"
-FRAME_OVERHEAD = 8  # 7 header bytes + the frame-end octet
-PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
-HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
+from dispatchd.wire.spec import FRAME_BODY as FRAME_BODY
+from dispatchd.wire.spec import FRAME_END as FRAME_END
+from dispatchd.wire.spec import FRAME_HEADER as FRAME_HEADER
+from dispatchd.wire.spec import FRAME_HEARTBEAT as FRAME_HEARTBEAT
+from dispatchd.wire.spec import FRAME_METHOD as FRAME_METHOD
+from dispatchd.wire.spec import PROTOCOL_HEADER as PROTOCOL_HEADER
+from dispatchd.wire.spec import BasicDeliver
 
 _HEAD = struct.Struct(">BHI")
 _CONTENT_HEAD = struct.Struct(">BHIHHQ")  # frame head + class, weight, body size
 _DELIVER = struct.Struct(">BHIHH")  # frame head + class/method ids of basic.deliver
-_U8 = struct.Struct(">B")
 _U64 = struct.Struct(">Q")
+_BASIC = BasicDeliver.CLASS_ID
+_DELIVER_ID = BasicDeliver.METHOD_ID
+
+FRAME_END_BYTE = bytes((FRAME_END,))
+FRAME_OVERHEAD = _HEAD.size + 1  # 7 header bytes + the frame-end octet
+HEARTBEAT_FRAME = _HEAD.pack(FRAME_HEARTBEAT, 0, 0) + FRAME_END_BYTE
 
 
 def frame(frame_type: int, channel: int, payload: bytes) -> bytes:
@@ -60,12 +64,6 @@ def content_frames(
     return b"".join(parts)
 
 
-def shortstr(value: str) -> bytes:
-    """A length-prefixed short string."""
-    data = value.encode()
-    return _U8.pack(len(data)) + data
-
-
 def deliver_frames(
     channel: int,
     consumer_tag: bytes,
@@ -80,7 +78,7 @@ def deliver_frames(
     """basic.deliver + content, built in one go (the hottest encoder in the broker).
 
     ``consumer_tag``, ``exchange`` and ``routing_key`` are pre-encoded short strings
-    (length byte included), as callers cache them.
+    (``fields.encode_shortstr``: length byte included), as callers cache them.
     """
     args = (
         consumer_tag
@@ -89,10 +87,9 @@ def deliver_frames(
         + exchange
         + routing_key
     )
-    head = _DELIVER.pack(FRAME_METHOD, channel, 4 + len(args), 60, 60)
-    return (
-        head + args + FRAME_END_BYTE + content_frames(channel, 60, raw_properties, body, frame_max)
-    )
+    head = _DELIVER.pack(FRAME_METHOD, channel, 4 + len(args), _BASIC, _DELIVER_ID)
+    content = content_frames(channel, _BASIC, raw_properties, body, frame_max)
+    return head + args + FRAME_END_BYTE + content
 
 
 class FrameReader:

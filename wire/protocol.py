@@ -38,7 +38,13 @@ from dispatchd.wire.errors import (
     DropConnection,
     FatalFrameError,
     cannot_decode,
+    channel_error,
+    command_invalid,
+    connection_forced,
+    not_allowed,
+    not_implemented,
     unexpected_frame,
+    unexpected_frame_error,
     unknown_frame,
 )
 from dispatchd.wire.frames import (
@@ -136,7 +142,7 @@ class LoginRefused(AMQPError):
 
     def __init__(self, mechanism: str, reason: str) -> None:
         super().__init__(
-            403,
+            spec.ChannelReplyCode.ACCESS_REFUSED,
             f"Login was refused using authentication mechanism {mechanism}. "
             "For details see the broker logfile.",
         )
@@ -148,17 +154,19 @@ class LoginRefused(AMQPError):
 
 # Errors of the content assembler, with RabbitMQ's texts; all point at basic.publish.
 def _expected_header() -> AMQPError:
-    return AMQPError(
-        505, "expected content header for class 60, got non content header frame instead", 60, 40
+    return unexpected_frame_error(
+        "expected content header for class 60, got non content header frame instead", 60, 40
     )
 
 
 def _expected_body() -> AMQPError:
-    return AMQPError(505, "expected content body, got non content body frame instead", 60, 40)
+    return unexpected_frame_error(
+        "expected content body, got non content body frame instead", 60, 40
+    )
 
 
 def _expected_method() -> AMQPError:
-    return AMQPError(505, "expected method frame, got non method frame instead")
+    return unexpected_frame_error("expected method frame, got non method frame instead")
 
 
 @dataclass(slots=True)
@@ -197,6 +205,7 @@ class AMQPProtocol(asyncio.Protocol):
         self.connection_ref: ActorRef[Any] | None = None
         self.transport: asyncio.Transport | None = None
         self.writable = True
+        self.cancel_notify = False  # the client's consumer_cancel_notify capability
         self._header = b""
         self._out: list[bytes] = []
         self._flush_scheduled = False
@@ -361,8 +370,10 @@ class AMQPProtocol(asyncio.Protocol):
             )
             self._close_after(SILENT_CLOSE_DELAY)
         else:
-            raise AMQPError(504, f"unexpected method in connection state {state.name.lower()}").at(
-                method.CLASS_ID, method.METHOD_ID
+            raise channel_error(
+                f"unexpected method in connection state {state.name.lower()}",
+                method.CLASS_ID,
+                method.METHOD_ID,
             )
 
     def _start_ok(self, method: spec.ConnectionStartOk) -> None:
@@ -372,10 +383,13 @@ class AMQPProtocol(asyncio.Protocol):
             isinstance(capabilities, dict)
             and capabilities.get("authentication_failure_close") is True
         )
+        self.cancel_notify = isinstance(capabilities, dict) and bool(
+            capabilities.get("consumer_cancel_notify")
+        )
         try:
             user, password = sasl.credentials(method.mechanism, method.response)
         except sasl.SaslError as exc:
-            raise AMQPError(503, str(exc)).at(10, 11) from None
+            raise command_invalid(str(exc), 10, 11) from None
         if not self.broker.check_password(user, password):
             raise LoginRefused(method.mechanism, f"user '{user}' - invalid credentials")
         if not sasl.loopback_allowed(user, self.peer_host, self.broker.loopback_users):
@@ -393,13 +407,11 @@ class AMQPProtocol(asyncio.Protocol):
         """Take the client's limits, which may not exceed ours (0 means 'none' and exceeds any)."""
         frame_max, channel_max = method.frame_max, method.channel_max
         if self.frame_max and not 0 < frame_max <= self.frame_max:
-            raise AMQPError(530, f"frame_max={frame_max} > {self.frame_max} max size").at(10, 31)
+            raise not_allowed(f"frame_max={frame_max} > {self.frame_max} max size", 10, 31)
         if frame_max and frame_max < spec.FRAME_MIN_SIZE:
-            raise AMQPError(530, f"frame_max={frame_max} < {spec.FRAME_MIN_SIZE} min size").at(
-                10, 31
-            )
+            raise not_allowed(f"frame_max={frame_max} < {spec.FRAME_MIN_SIZE} min size", 10, 31)
         if self.channel_max and not 0 < channel_max <= self.channel_max:
-            raise AMQPError(530, f"channel_max={channel_max} > {self.channel_max} max").at(10, 31)
+            raise not_allowed(f"channel_max={channel_max} > {self.channel_max} max", 10, 31)
         self.reader.frame_max = frame_max
         self.frame_max = frame_max or 0xFFFFFFFF
         self.channel_max = channel_max
@@ -410,7 +422,7 @@ class AMQPProtocol(asyncio.Protocol):
     def _open(self, method: spec.ConnectionOpen) -> None:
         vhost = method.virtual_host
         if vhost not in self.broker.vhosts:
-            raise AMQPError(530, f"vhost {vhost} not found").at(10, 40)
+            raise not_allowed(f"vhost {vhost} not found", 10, 40)
         self.vhost = vhost
         self.state = RUNNING
         if self._handshake_timer is not None:
@@ -513,13 +525,13 @@ class AMQPProtocol(asyncio.Protocol):
             self._open_channel(channel, method)
         elif isinstance(method, spec.BasicPublish):
             if method.immediate:
-                raise AMQPError(540, "immediate=true").at(60, 40)
+                raise not_implemented("immediate=true", 60, 40)
             slot.publish = method
             slot.awaiting_header = True
         elif method.CLASS_ID == spec.ConnectionClose.CLASS_ID:
-            raise AMQPError(503, "unimplemented method").at(method.CLASS_ID, method.METHOD_ID)
+            raise command_invalid("unimplemented method", method.CLASS_ID, method.METHOD_ID)
         elif isinstance(method, spec.ChannelOpen):
-            raise AMQPError(504, "second 'channel.open' seen").at(20, 10)
+            raise channel_error("second 'channel.open' seen", 20, 10)
         elif slot.closing and isinstance(method, spec.ChannelCloseOk):
             self._retire(channel, slot, method)
         else:
@@ -527,8 +539,8 @@ class AMQPProtocol(asyncio.Protocol):
 
     def _on_connection_method(self, method: spec.Method) -> None:
         if not isinstance(method, spec.ConnectionClose):
-            raise AMQPError(504, "unexpected method in connection state running").at(
-                method.CLASS_ID, method.METHOD_ID
+            raise channel_error(
+                "unexpected method in connection state running", method.CLASS_ID, method.METHOD_ID
             )
         log.info(
             "closing connection %s (user %s, vhost %s): client sent connection.close",
@@ -541,10 +553,9 @@ class AMQPProtocol(asyncio.Protocol):
 
     def _open_channel(self, channel: int, method: spec.Method) -> None:
         if not isinstance(method, spec.ChannelOpen):
-            raise AMQPError(504, "expected 'channel.open'").at(method.CLASS_ID, method.METHOD_ID)
+            raise channel_error("expected 'channel.open'", method.CLASS_ID, method.METHOD_ID)
         if self.channel_max and len(self.channels) >= self.channel_max:
-            raise AMQPError(
-                530,
+            raise not_allowed(
                 f"number of channels opened ({len(self.channels)}) has reached the "
                 f"negotiated channel_max ({self.channel_max})",
             )
@@ -568,8 +579,7 @@ class AMQPProtocol(asyncio.Protocol):
         except spec.ContentHeaderDecodeError:
             raise unknown_frame(FRAME_HEADER, payload) from None
         if class_id != 60:
-            raise AMQPError(
-                505,
+            raise unexpected_frame_error(
                 f"expected content header for class 60, got one for class {class_id} instead",
                 60,
                 40,
@@ -714,7 +724,7 @@ class AMQPProtocol(asyncio.Protocol):
         A connection still in its handshake is simply disconnected.
         """
         if OPENING <= self.state <= RUNNING:
-            self.close_connection(AMQPError(320, text), logging.INFO)
+            self.close_connection(connection_forced(text), logging.INFO)
         elif self.state is not CLOSING:
             self._close_now()
 

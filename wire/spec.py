@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
 from struct import Struct
 from struct import error as StructError
 from typing import Any
 
-from dispatchd.wire.fields import decode_table, encode_table
+from dispatchd.wire.fields import decode_table, encode_shortstr, encode_table
 from dispatchd.wire.method import Buffer, Method, Record
 from dispatchd.wire.method import ContentHeaderDecodeError as ContentHeaderDecodeError
 from dispatchd.wire.method import MethodDecodeError as MethodDecodeError
@@ -29,12 +30,12 @@ _HH = Struct('>HH')
 _II = Struct('>II')
 _QB = Struct('>QB')
 _HHB = Struct('>HHB')
+_HHH = Struct('>HHH')
 _HHI = Struct('>HHI')
 _HIH = Struct('>HIH')
 _IHB = Struct('>IHB')
 _QBB = Struct('>QBB')
 _HHBB = Struct('>HHBB')
-_HHHB = Struct('>HHHB')
 _HHQB = Struct('>HHQB')
 _HHHIH = Struct('>HHHIH')
 _HHIHB = Struct('>HHIHB')
@@ -42,6 +43,7 @@ _HHIHB = Struct('>HHIHB')
 PROTOCOL_VERSION = (0, 9, 1)
 PORT = 5672
 PROTOCOL_HEADER = b'AMQP\x00\x00\x09\x01'
+SHORTSTR_MAX = 255  # octets; a shortstr's length is one octet
 
 FRAME_METHOD = 1
 FRAME_HEADER = 2
@@ -77,6 +79,80 @@ REPLY_TEXT: dict[int, str] = {
     503: 'COMMAND_INVALID', 504: 'CHANNEL_ERROR', 505: 'UNEXPECTED_FRAME', 506: 'RESOURCE_ERROR',
     530: 'NOT_ALLOWED', 540: 'NOT_IMPLEMENTED', 541: 'INTERNAL_ERROR',
 }
+
+
+class ChannelReplyCode(IntEnum):
+    """The spec's soft errors: channel.close reply codes; the connection stays open."""
+
+    CONTENT_TOO_LARGE = 311
+    NO_ROUTE = 312
+    NO_CONSUMERS = 313
+    ACCESS_REFUSED = 403
+    NOT_FOUND = 404
+    RESOURCE_LOCKED = 405
+    PRECONDITION_FAILED = 406
+
+
+class ConnectionReplyCode(IntEnum):
+    """The spec's hard errors: connection.close reply codes; the connection is closed."""
+
+    CONNECTION_FORCED = 320
+    INVALID_PATH = 402
+    FRAME_ERROR = 501
+    SYNTAX_ERROR = 502
+    COMMAND_INVALID = 503
+    CHANNEL_ERROR = 504
+    UNEXPECTED_FRAME = 505
+    RESOURCE_ERROR = 506
+    NOT_ALLOWED = 530
+    NOT_IMPLEMENTED = 540
+    INTERNAL_ERROR = 541
+
+
+# Error reply code -> name, which starts RabbitMQ's reply texts: 'NOT_FOUND - ...'.
+REPLY_NAMES: dict[int, str] = {
+    311: 'CONTENT_TOO_LARGE', 312: 'NO_ROUTE', 313: 'NO_CONSUMERS', 320: 'CONNECTION_FORCED',
+    402: 'INVALID_PATH', 403: 'ACCESS_REFUSED', 404: 'NOT_FOUND', 405: 'RESOURCE_LOCKED',
+    406: 'PRECONDITION_FAILED', 501: 'FRAME_ERROR', 502: 'SYNTAX_ERROR', 503: 'COMMAND_INVALID',
+    504: 'CHANNEL_ERROR', 505: 'UNEXPECTED_FRAME', 506: 'RESOURCE_ERROR', 530: 'NOT_ALLOWED',
+    540: 'NOT_IMPLEMENTED', 541: 'INTERNAL_ERROR',
+}
+
+# Basic content properties: a content header's property list starts with a 16-bit flag word,
+# where FLAG_<PROPERTY> is each property's bit (the first property's is bit 15, as in
+# pika's spec.py) and FLAG_CONTINUATION says another flag word follows. Hot paths test
+# one octet of the raw property list instead, so each flag is also a mask of its own octet:
+# FIRST_BYTE_<PROPERTY> = FLAG >> 8 tests raw[0] (content_type ... expiration) and
+# SECOND_BYTE_<PROPERTY> = FLAG & 0xFF tests raw[1] (message_id ... cluster_id).
+FLAG_CONTENT_TYPE = 0x8000
+FLAG_CONTENT_ENCODING = 0x4000
+FLAG_HEADERS = 0x2000
+FLAG_DELIVERY_MODE = 0x1000
+FLAG_PRIORITY = 0x0800
+FLAG_CORRELATION_ID = 0x0400
+FLAG_REPLY_TO = 0x0200
+FLAG_EXPIRATION = 0x0100
+FLAG_MESSAGE_ID = 0x0080
+FLAG_TIMESTAMP = 0x0040
+FLAG_TYPE = 0x0020
+FLAG_USER_ID = 0x0010
+FLAG_APP_ID = 0x0008
+FLAG_CLUSTER_ID = 0x0004
+FLAG_CONTINUATION = 0x0001
+FIRST_BYTE_CONTENT_TYPE = 0x80
+FIRST_BYTE_CONTENT_ENCODING = 0x40
+FIRST_BYTE_HEADERS = 0x20
+FIRST_BYTE_DELIVERY_MODE = 0x10
+FIRST_BYTE_PRIORITY = 0x08
+FIRST_BYTE_CORRELATION_ID = 0x04
+FIRST_BYTE_REPLY_TO = 0x02
+FIRST_BYTE_EXPIRATION = 0x01
+SECOND_BYTE_MESSAGE_ID = 0x80
+SECOND_BYTE_TIMESTAMP = 0x40
+SECOND_BYTE_TYPE = 0x20
+SECOND_BYTE_USER_ID = 0x10
+SECOND_BYTE_APP_ID = 0x08
+SECOND_BYTE_CLUSTER_ID = 0x04
 
 
 # --- connection (class 10)
@@ -157,11 +233,10 @@ class ConnectionStartOk(Method):
         self.locale = locale
 
     def encode(self) -> bytes:
-        mechanism = self.mechanism.encode()
-        locale = self.locale.encode()
         return b''.join((
-            b'\x00\x0a\x00\x0b', encode_table(self.client_properties), _B.pack(len(mechanism)),
-            mechanism, _I.pack(len(self.response)), self.response, _B.pack(len(locale)), locale,
+            b'\x00\x0a\x00\x0b', encode_table(self.client_properties),
+            encode_shortstr(self.mechanism), _I.pack(len(self.response)), self.response,
+            encode_shortstr(self.locale),
         ))
 
     @classmethod
@@ -204,7 +279,7 @@ class ConnectionSecure(Method):
         self.challenge = challenge
 
     def encode(self) -> bytes:
-        return b''.join((_HHI.pack(10, 20, len(self.challenge)), self.challenge))
+        return _HHI.pack(10, 20, len(self.challenge)) + self.challenge
 
     @classmethod
     def decode(cls, buf: bytes | bytearray, offset: int = 4) -> ConnectionSecure:
@@ -237,7 +312,7 @@ class ConnectionSecureOk(Method):
         self.response = response
 
     def encode(self) -> bytes:
-        return b''.join((_HHI.pack(10, 21, len(self.response)), self.response))
+        return _HHI.pack(10, 21, len(self.response)) + self.response
 
     @classmethod
     def decode(cls, buf: bytes | bytearray, offset: int = 4) -> ConnectionSecureOk:
@@ -340,12 +415,10 @@ class ConnectionOpen(Method):
         self.reserved_2 = reserved_2
 
     def encode(self) -> bytes:
-        virtual_host = self.virtual_host.encode()
-        reserved_1 = self.reserved_1.encode()
         bits = (1 if self.reserved_2 else 0)
         return b''.join((
-            _HHB.pack(10, 40, len(virtual_host)), virtual_host, _B.pack(len(reserved_1)),
-            reserved_1, _B.pack(bits),
+            b'\x00\x0a\x00\x28', encode_shortstr(self.virtual_host),
+            encode_shortstr(self.reserved_1), _B.pack(bits),
         ))
 
     @classmethod
@@ -385,8 +458,7 @@ class ConnectionOpenOk(Method):
         self.reserved_1 = reserved_1
 
     def encode(self) -> bytes:
-        reserved_1 = self.reserved_1.encode()
-        return b''.join((_HHB.pack(10, 41, len(reserved_1)), reserved_1))
+        return b'\x00\x0a\x00\x29' + encode_shortstr(self.reserved_1)
 
     @classmethod
     def decode(cls, buf: bytes | bytearray, offset: int = 4) -> ConnectionOpenOk:
@@ -424,9 +496,8 @@ class ConnectionClose(Method):
         self.method_id = method_id
 
     def encode(self) -> bytes:
-        reply_text = self.reply_text.encode()
         return b''.join((
-            _HHHB.pack(10, 50, self.reply_code, len(reply_text)), reply_text,
+            _HHH.pack(10, 50, self.reply_code), encode_shortstr(self.reply_text),
             _HH.pack(self.class_id, self.method_id),
         ))
 
@@ -486,8 +557,7 @@ class ConnectionBlocked(Method):
         self.reason = reason
 
     def encode(self) -> bytes:
-        reason = self.reason.encode()
-        return b''.join((_HHB.pack(10, 60, len(reason)), reason))
+        return b'\x00\x0a\x00\x3c' + encode_shortstr(self.reason)
 
     @classmethod
     def decode(cls, buf: bytes | bytearray, offset: int = 4) -> ConnectionBlocked:
@@ -544,9 +614,8 @@ class ConnectionUpdateSecret(Method):
         self.reason = reason
 
     def encode(self) -> bytes:
-        reason = self.reason.encode()
         return b''.join((
-            _HHI.pack(10, 70, len(self.new_secret)), self.new_secret, _B.pack(len(reason)), reason,
+            _HHI.pack(10, 70, len(self.new_secret)), self.new_secret, encode_shortstr(self.reason),
         ))
 
     @classmethod
@@ -610,8 +679,7 @@ class ChannelOpen(Method):
         self.reserved_1 = reserved_1
 
     def encode(self) -> bytes:
-        reserved_1 = self.reserved_1.encode()
-        return b''.join((_HHB.pack(20, 10, len(reserved_1)), reserved_1))
+        return b'\x00\x14\x00\x0a' + encode_shortstr(self.reserved_1)
 
     @classmethod
     def decode(cls, buf: bytes | bytearray, offset: int = 4) -> ChannelOpen:
@@ -644,7 +712,7 @@ class ChannelOpenOk(Method):
         self.reserved_1 = reserved_1
 
     def encode(self) -> bytes:
-        return b''.join((_HHI.pack(20, 11, len(self.reserved_1)), self.reserved_1))
+        return _HHI.pack(20, 11, len(self.reserved_1)) + self.reserved_1
 
     @classmethod
     def decode(cls, buf: bytes | bytearray, offset: int = 4) -> ChannelOpenOk:
@@ -746,9 +814,8 @@ class ChannelClose(Method):
         self.method_id = method_id
 
     def encode(self) -> bytes:
-        reply_text = self.reply_text.encode()
         return b''.join((
-            _HHHB.pack(20, 40, self.reply_code, len(reply_text)), reply_text,
+            _HHH.pack(20, 40, self.reply_code), encode_shortstr(self.reply_text),
             _HH.pack(self.class_id, self.method_id),
         ))
 
@@ -826,15 +893,13 @@ class ExchangeDeclare(Method):
         self.arguments = {} if arguments is None else arguments
 
     def encode(self) -> bytes:
-        exchange = self.exchange.encode()
-        type = self.type.encode()
         bits = (
             (1 if self.passive else 0) | (2 if self.durable else 0) | (4 if self.auto_delete else 0)
             | (8 if self.internal else 0) | (16 if self.no_wait else 0)
         )
         return b''.join((
-            _HHHB.pack(40, 10, self.reserved_1, len(exchange)), exchange, _B.pack(len(type)), type,
-            _B.pack(bits), encode_table(self.arguments),
+            _HHH.pack(40, 10, self.reserved_1), encode_shortstr(self.exchange),
+            encode_shortstr(self.type), _B.pack(bits), encode_table(self.arguments),
         ))
 
     @classmethod
@@ -907,10 +972,9 @@ class ExchangeDelete(Method):
         self.no_wait = no_wait
 
     def encode(self) -> bytes:
-        exchange = self.exchange.encode()
         bits = (1 if self.if_unused else 0) | (2 if self.no_wait else 0)
         return b''.join((
-            _HHHB.pack(40, 20, self.reserved_1, len(exchange)), exchange, _B.pack(bits),
+            _HHH.pack(40, 20, self.reserved_1), encode_shortstr(self.exchange), _B.pack(bits),
         ))
 
     @classmethod
@@ -977,13 +1041,10 @@ class ExchangeBind(Method):
         self.arguments = {} if arguments is None else arguments
 
     def encode(self) -> bytes:
-        destination = self.destination.encode()
-        source = self.source.encode()
-        routing_key = self.routing_key.encode()
         bits = (1 if self.no_wait else 0)
         return b''.join((
-            _HHHB.pack(40, 30, self.reserved_1, len(destination)), destination,
-            _B.pack(len(source)), source, _B.pack(len(routing_key)), routing_key, _B.pack(bits),
+            _HHH.pack(40, 30, self.reserved_1), encode_shortstr(self.destination),
+            encode_shortstr(self.source), encode_shortstr(self.routing_key), _B.pack(bits),
             encode_table(self.arguments),
         ))
 
@@ -1060,13 +1121,10 @@ class ExchangeUnbind(Method):
         self.arguments = {} if arguments is None else arguments
 
     def encode(self) -> bytes:
-        destination = self.destination.encode()
-        source = self.source.encode()
-        routing_key = self.routing_key.encode()
         bits = (1 if self.no_wait else 0)
         return b''.join((
-            _HHHB.pack(40, 40, self.reserved_1, len(destination)), destination,
-            _B.pack(len(source)), source, _B.pack(len(routing_key)), routing_key, _B.pack(bits),
+            _HHH.pack(40, 40, self.reserved_1), encode_shortstr(self.destination),
+            encode_shortstr(self.source), encode_shortstr(self.routing_key), _B.pack(bits),
             encode_table(self.arguments),
         ))
 
@@ -1152,13 +1210,12 @@ class QueueDeclare(Method):
         self.arguments = {} if arguments is None else arguments
 
     def encode(self) -> bytes:
-        queue = self.queue.encode()
         bits = (
             (1 if self.passive else 0) | (2 if self.durable else 0) | (4 if self.exclusive else 0)
             | (8 if self.auto_delete else 0) | (16 if self.no_wait else 0)
         )
         return b''.join((
-            _HHHB.pack(50, 10, self.reserved_1, len(queue)), queue, _B.pack(bits),
+            _HHH.pack(50, 10, self.reserved_1), encode_shortstr(self.queue), _B.pack(bits),
             encode_table(self.arguments),
         ))
 
@@ -1201,9 +1258,9 @@ class QueueDeclareOk(Method):
         self.consumer_count = consumer_count
 
     def encode(self) -> bytes:
-        queue = self.queue.encode()
         return b''.join((
-            _HHB.pack(50, 11, len(queue)), queue, _II.pack(self.message_count, self.consumer_count),
+            b'\x00\x32\x00\x0b', encode_shortstr(self.queue),
+            _II.pack(self.message_count, self.consumer_count),
         ))
 
     @classmethod
@@ -1247,13 +1304,10 @@ class QueueBind(Method):
         self.arguments = {} if arguments is None else arguments
 
     def encode(self) -> bytes:
-        queue = self.queue.encode()
-        exchange = self.exchange.encode()
-        routing_key = self.routing_key.encode()
         bits = (1 if self.no_wait else 0)
         return b''.join((
-            _HHHB.pack(50, 20, self.reserved_1, len(queue)), queue, _B.pack(len(exchange)),
-            exchange, _B.pack(len(routing_key)), routing_key, _B.pack(bits),
+            _HHH.pack(50, 20, self.reserved_1), encode_shortstr(self.queue),
+            encode_shortstr(self.exchange), encode_shortstr(self.routing_key), _B.pack(bits),
             encode_table(self.arguments),
         ))
 
@@ -1329,12 +1383,10 @@ class QueueUnbind(Method):
         self.arguments = {} if arguments is None else arguments
 
     def encode(self) -> bytes:
-        queue = self.queue.encode()
-        exchange = self.exchange.encode()
-        routing_key = self.routing_key.encode()
         return b''.join((
-            _HHHB.pack(50, 50, self.reserved_1, len(queue)), queue, _B.pack(len(exchange)),
-            exchange, _B.pack(len(routing_key)), routing_key, encode_table(self.arguments),
+            _HHH.pack(50, 50, self.reserved_1), encode_shortstr(self.queue),
+            encode_shortstr(self.exchange), encode_shortstr(self.routing_key),
+            encode_table(self.arguments),
         ))
 
     @classmethod
@@ -1402,9 +1454,10 @@ class QueuePurge(Method):
         self.no_wait = no_wait
 
     def encode(self) -> bytes:
-        queue = self.queue.encode()
         bits = (1 if self.no_wait else 0)
-        return b''.join((_HHHB.pack(50, 30, self.reserved_1, len(queue)), queue, _B.pack(bits)))
+        return b''.join((
+            _HHH.pack(50, 30, self.reserved_1), encode_shortstr(self.queue), _B.pack(bits),
+        ))
 
     @classmethod
     def decode(cls, buf: bytes | bytearray, offset: int = 4) -> QueuePurge:
@@ -1477,11 +1530,12 @@ class QueueDelete(Method):
         self.no_wait = no_wait
 
     def encode(self) -> bytes:
-        queue = self.queue.encode()
         bits = (
             (1 if self.if_unused else 0) | (2 if self.if_empty else 0) | (4 if self.no_wait else 0)
         )
-        return b''.join((_HHHB.pack(50, 40, self.reserved_1, len(queue)), queue, _B.pack(bits)))
+        return b''.join((
+            _HHH.pack(50, 40, self.reserved_1), encode_shortstr(self.queue), _B.pack(bits),
+        ))
 
     @classmethod
     def decode(cls, buf: bytes | bytearray, offset: int = 4) -> QueueDelete:
@@ -1623,15 +1677,13 @@ class BasicConsume(Method):
         self.arguments = {} if arguments is None else arguments
 
     def encode(self) -> bytes:
-        queue = self.queue.encode()
-        consumer_tag = self.consumer_tag.encode()
         bits = (
             (1 if self.no_local else 0) | (2 if self.no_ack else 0) | (4 if self.exclusive else 0)
             | (8 if self.no_wait else 0)
         )
         return b''.join((
-            _HHHB.pack(60, 20, self.reserved_1, len(queue)), queue, _B.pack(len(consumer_tag)),
-            consumer_tag, _B.pack(bits), encode_table(self.arguments),
+            _HHH.pack(60, 20, self.reserved_1), encode_shortstr(self.queue),
+            encode_shortstr(self.consumer_tag), _B.pack(bits), encode_table(self.arguments),
         ))
 
     @classmethod
@@ -1675,8 +1727,7 @@ class BasicConsumeOk(Method):
         self.consumer_tag = consumer_tag
 
     def encode(self) -> bytes:
-        consumer_tag = self.consumer_tag.encode()
-        return b''.join((_HHB.pack(60, 21, len(consumer_tag)), consumer_tag))
+        return b'\x00\x3c\x00\x15' + encode_shortstr(self.consumer_tag)
 
     @classmethod
     def decode(cls, buf: bytes | bytearray, offset: int = 4) -> BasicConsumeOk:
@@ -1710,9 +1761,8 @@ class BasicCancel(Method):
         self.no_wait = no_wait
 
     def encode(self) -> bytes:
-        consumer_tag = self.consumer_tag.encode()
         bits = (1 if self.no_wait else 0)
-        return b''.join((_HHB.pack(60, 30, len(consumer_tag)), consumer_tag, _B.pack(bits)))
+        return b''.join((b'\x00\x3c\x00\x1e', encode_shortstr(self.consumer_tag), _B.pack(bits)))
 
     @classmethod
     def decode(cls, buf: bytes | bytearray, offset: int = 4) -> BasicCancel:
@@ -1747,8 +1797,7 @@ class BasicCancelOk(Method):
         self.consumer_tag = consumer_tag
 
     def encode(self) -> bytes:
-        consumer_tag = self.consumer_tag.encode()
-        return b''.join((_HHB.pack(60, 31, len(consumer_tag)), consumer_tag))
+        return b'\x00\x3c\x00\x1f' + encode_shortstr(self.consumer_tag)
 
     @classmethod
     def decode(cls, buf: bytes | bytearray, offset: int = 4) -> BasicCancelOk:
@@ -1788,12 +1837,10 @@ class BasicPublish(Method):
         self.immediate = immediate
 
     def encode(self) -> bytes:
-        exchange = self.exchange.encode()
-        routing_key = self.routing_key.encode()
         bits = (1 if self.mandatory else 0) | (2 if self.immediate else 0)
         return b''.join((
-            _HHHB.pack(60, 40, self.reserved_1, len(exchange)), exchange, _B.pack(len(routing_key)),
-            routing_key, _B.pack(bits),
+            _HHH.pack(60, 40, self.reserved_1), encode_shortstr(self.exchange),
+            encode_shortstr(self.routing_key), _B.pack(bits),
         ))
 
     @classmethod
@@ -1838,12 +1885,9 @@ class BasicReturn(Method):
         self.routing_key = routing_key
 
     def encode(self) -> bytes:
-        reply_text = self.reply_text.encode()
-        exchange = self.exchange.encode()
-        routing_key = self.routing_key.encode()
         return b''.join((
-            _HHHB.pack(60, 50, self.reply_code, len(reply_text)), reply_text,
-            _B.pack(len(exchange)), exchange, _B.pack(len(routing_key)), routing_key,
+            _HHH.pack(60, 50, self.reply_code), encode_shortstr(self.reply_text),
+            encode_shortstr(self.exchange), encode_shortstr(self.routing_key),
         ))
 
     @classmethod
@@ -1892,13 +1936,11 @@ class BasicDeliver(Method):
         self.routing_key = routing_key
 
     def encode(self) -> bytes:
-        consumer_tag = self.consumer_tag.encode()
         bits = (1 if self.redelivered else 0)
-        exchange = self.exchange.encode()
-        routing_key = self.routing_key.encode()
         return b''.join((
-            _HHB.pack(60, 60, len(consumer_tag)), consumer_tag, _QB.pack(self.delivery_tag, bits),
-            _B.pack(len(exchange)), exchange, _B.pack(len(routing_key)), routing_key,
+            b'\x00\x3c\x00\x3c', encode_shortstr(self.consumer_tag),
+            _QB.pack(self.delivery_tag, bits), encode_shortstr(self.exchange),
+            encode_shortstr(self.routing_key),
         ))
 
     @classmethod
@@ -1942,9 +1984,10 @@ class BasicGet(Method):
         self.no_ack = no_ack
 
     def encode(self) -> bytes:
-        queue = self.queue.encode()
         bits = (1 if self.no_ack else 0)
-        return b''.join((_HHHB.pack(60, 70, self.reserved_1, len(queue)), queue, _B.pack(bits)))
+        return b''.join((
+            _HHH.pack(60, 70, self.reserved_1), encode_shortstr(self.queue), _B.pack(bits),
+        ))
 
     @classmethod
     def decode(cls, buf: bytes | bytearray, offset: int = 4) -> BasicGet:
@@ -1987,11 +2030,9 @@ class BasicGetOk(Method):
 
     def encode(self) -> bytes:
         bits = (1 if self.redelivered else 0)
-        exchange = self.exchange.encode()
-        routing_key = self.routing_key.encode()
         return b''.join((
-            _HHQB.pack(60, 71, self.delivery_tag, bits), _B.pack(len(exchange)), exchange,
-            _B.pack(len(routing_key)), routing_key, _I.pack(self.message_count),
+            _HHQB.pack(60, 71, self.delivery_tag, bits), encode_shortstr(self.exchange),
+            encode_shortstr(self.routing_key), _I.pack(self.message_count),
         ))
 
     @classmethod
@@ -2031,8 +2072,7 @@ class BasicGetEmpty(Method):
         self.reserved_1 = reserved_1
 
     def encode(self) -> bytes:
-        reserved_1 = self.reserved_1.encode()
-        return b''.join((_HHB.pack(60, 72, len(reserved_1)), reserved_1))
+        return b'\x00\x3c\x00\x48' + encode_shortstr(self.reserved_1)
 
     @classmethod
     def decode(cls, buf: bytes | bytearray, offset: int = 4) -> BasicGetEmpty:
@@ -2475,57 +2515,47 @@ class BasicProperties(Record):
         parts = [b'']
         flags = 0
         if self.content_type is not None:
-            flags |= 0x8000
-            value = self.content_type.encode()
-            parts += (_B.pack(len(value)), value)
+            flags |= FLAG_CONTENT_TYPE
+            parts.append(encode_shortstr(self.content_type))
         if self.content_encoding is not None:
-            flags |= 0x4000
-            value = self.content_encoding.encode()
-            parts += (_B.pack(len(value)), value)
+            flags |= FLAG_CONTENT_ENCODING
+            parts.append(encode_shortstr(self.content_encoding))
         if self.headers is not None:
-            flags |= 0x2000
+            flags |= FLAG_HEADERS
             parts.append(encode_table(self.headers))
         if self.delivery_mode is not None:
-            flags |= 0x1000
+            flags |= FLAG_DELIVERY_MODE
             parts.append(_B.pack(self.delivery_mode))
         if self.priority is not None:
-            flags |= 0x0800
+            flags |= FLAG_PRIORITY
             parts.append(_B.pack(self.priority))
         if self.correlation_id is not None:
-            flags |= 0x0400
-            value = self.correlation_id.encode()
-            parts += (_B.pack(len(value)), value)
+            flags |= FLAG_CORRELATION_ID
+            parts.append(encode_shortstr(self.correlation_id))
         if self.reply_to is not None:
-            flags |= 0x0200
-            value = self.reply_to.encode()
-            parts += (_B.pack(len(value)), value)
+            flags |= FLAG_REPLY_TO
+            parts.append(encode_shortstr(self.reply_to))
         if self.expiration is not None:
-            flags |= 0x0100
-            value = self.expiration.encode()
-            parts += (_B.pack(len(value)), value)
+            flags |= FLAG_EXPIRATION
+            parts.append(encode_shortstr(self.expiration))
         if self.message_id is not None:
-            flags |= 0x0080
-            value = self.message_id.encode()
-            parts += (_B.pack(len(value)), value)
+            flags |= FLAG_MESSAGE_ID
+            parts.append(encode_shortstr(self.message_id))
         if self.timestamp is not None:
-            flags |= 0x0040
+            flags |= FLAG_TIMESTAMP
             parts.append(_Q.pack(self.timestamp))
         if self.type is not None:
-            flags |= 0x0020
-            value = self.type.encode()
-            parts += (_B.pack(len(value)), value)
+            flags |= FLAG_TYPE
+            parts.append(encode_shortstr(self.type))
         if self.user_id is not None:
-            flags |= 0x0010
-            value = self.user_id.encode()
-            parts += (_B.pack(len(value)), value)
+            flags |= FLAG_USER_ID
+            parts.append(encode_shortstr(self.user_id))
         if self.app_id is not None:
-            flags |= 0x0008
-            value = self.app_id.encode()
-            parts += (_B.pack(len(value)), value)
+            flags |= FLAG_APP_ID
+            parts.append(encode_shortstr(self.app_id))
         if self.cluster_id is not None:
-            flags |= 0x0004
-            value = self.cluster_id.encode()
-            parts += (_B.pack(len(value)), value)
+            flags |= FLAG_CLUSTER_ID
+            parts.append(encode_shortstr(self.cluster_id))
         parts[0] = _H.pack(flags)
         return b''.join(parts)
 
@@ -2535,83 +2565,83 @@ class BasicProperties(Record):
         try:
             flags = word = _H.unpack_from(buf, offset)[0]
             offset += 2
-            while word & 1:  # continuation words name no property we know
+            while word & FLAG_CONTINUATION:  # later flag words name no property
                 word = _H.unpack_from(buf, offset)[0]
                 offset += 2
-            if flags & 0x8000:
+            if flags & FLAG_CONTENT_TYPE:
                 end = offset + 1 + buf[offset]
                 content_type = buf[offset + 1:end].decode()
                 offset = end
             else:
                 content_type = None
-            if flags & 0x4000:
+            if flags & FLAG_CONTENT_ENCODING:
                 end = offset + 1 + buf[offset]
                 content_encoding = buf[offset + 1:end].decode()
                 offset = end
             else:
                 content_encoding = None
-            if flags & 0x2000:
+            if flags & FLAG_HEADERS:
                 headers, offset = decode_table(buf, offset)
             else:
                 headers = None
-            if flags & 0x1000:
+            if flags & FLAG_DELIVERY_MODE:
                 delivery_mode = buf[offset]
                 offset += 1
             else:
                 delivery_mode = None
-            if flags & 0x0800:
+            if flags & FLAG_PRIORITY:
                 priority = buf[offset]
                 offset += 1
             else:
                 priority = None
-            if flags & 0x0400:
+            if flags & FLAG_CORRELATION_ID:
                 end = offset + 1 + buf[offset]
                 correlation_id = buf[offset + 1:end].decode()
                 offset = end
             else:
                 correlation_id = None
-            if flags & 0x0200:
+            if flags & FLAG_REPLY_TO:
                 end = offset + 1 + buf[offset]
                 reply_to = buf[offset + 1:end].decode()
                 offset = end
             else:
                 reply_to = None
-            if flags & 0x0100:
+            if flags & FLAG_EXPIRATION:
                 end = offset + 1 + buf[offset]
                 expiration = buf[offset + 1:end].decode()
                 offset = end
             else:
                 expiration = None
-            if flags & 0x0080:
+            if flags & FLAG_MESSAGE_ID:
                 end = offset + 1 + buf[offset]
                 message_id = buf[offset + 1:end].decode()
                 offset = end
             else:
                 message_id = None
-            if flags & 0x0040:
+            if flags & FLAG_TIMESTAMP:
                 timestamp = _Q.unpack_from(buf, offset)[0]
                 offset += 8
             else:
                 timestamp = None
-            if flags & 0x0020:
+            if flags & FLAG_TYPE:
                 end = offset + 1 + buf[offset]
                 type = buf[offset + 1:end].decode()
                 offset = end
             else:
                 type = None
-            if flags & 0x0010:
+            if flags & FLAG_USER_ID:
                 end = offset + 1 + buf[offset]
                 user_id = buf[offset + 1:end].decode()
                 offset = end
             else:
                 user_id = None
-            if flags & 0x0008:
+            if flags & FLAG_APP_ID:
                 end = offset + 1 + buf[offset]
                 app_id = buf[offset + 1:end].decode()
                 offset = end
             else:
                 app_id = None
-            if flags & 0x0004:
+            if flags & FLAG_CLUSTER_ID:
                 end = offset + 1 + buf[offset]
                 cluster_id = buf[offset + 1:end].decode()
                 offset = end

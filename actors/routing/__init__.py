@@ -1,9 +1,11 @@
 """Pure routing logic of the exchange types, one router per exchange, no actors and no I/O.
 
-An ``ExchangeActor`` owns one router: ``router_for(exchange_type)`` makes it, ``bind`` and
-``unbind`` keep its bindings, ``route`` answers where a message goes. The vhost keeps every
-binding by name in a ``BindingIndex``; ``terms`` knows how RabbitMQ names and prints field
-values in its error texts.
+The vhost owns one router per exchange: ``router_for(exchange_type)`` makes it, ``bind`` and
+``unbind`` keep its bindings, and its ``table`` (an immutable :class:`RoutingTable`) answers
+where a message goes. The vhost also keeps every binding by name in a ``BindingIndex``, and
+sends each exchange actor a :class:`RoutingSnapshot` of the tables it routes by
+(``snapshot.py``); ``terms`` knows how RabbitMQ names and prints field values in its error
+texts.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from .base import (
     FrozenTable,
     Router,
     RoutingArgumentError,
+    RoutingTable,
     freeze,
     thaw,
     typed_key,
@@ -22,6 +25,7 @@ from .direct import DirectRouter
 from .fanout import FanoutRouter
 from .headers import HeadersRouter
 from .index import BindingIndex, BindingKey, DestKind
+from .snapshot import ExchangeRoute, RoutingSnapshot
 from .topic import TopicRouter
 
 __all__ = [
@@ -32,11 +36,14 @@ __all__ = [
     "DestKind",
     "DestinationSet",
     "DirectRouter",
+    "ExchangeRoute",
     "FanoutRouter",
     "FrozenTable",
     "HeadersRouter",
     "Router",
     "RoutingArgumentError",
+    "RoutingSnapshot",
+    "RoutingTable",
     "TopicRouter",
     "freeze",
     "router_for",

@@ -1,8 +1,11 @@
 """What every exchange type shares: bindings, their identity, and the router interface.
 
-A router is the pure routing logic an ``ExchangeActor`` owns: no actors, no I/O. Subclasses
-only know how to index a binding (``_add``), forget it (``_remove``) and find destinations
-(``route``); this module keeps the binding set itself and the per-destination index.
+A router is the pure routing logic of one exchange: no actors, no I/O. The vhost owns one
+per exchange and changes it; what routing needs of it is its :class:`RoutingTable`, an
+immutable value that every bind or unbind replaces (never changes), so the vhost can hand
+it to the exchange actor. Subclasses only know how to index a binding (``_add``) and forget
+it (``_remove``), keeping ``table`` current; this module keeps the binding set itself and
+the per-destination index.
 
 Binding identity follows RabbitMQ: a binding is ``(destination, routing key, arguments)``, so
 binding the same queue with the same key but other arguments adds a second binding
@@ -19,11 +22,13 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 __all__ = [
+    "EMPTY_DESTS",
     "Binding",
     "DestinationSet",
     "FrozenTable",
     "Router",
     "RoutingArgumentError",
+    "RoutingTable",
     "freeze",
     "thaw",
     "typed_key",
@@ -167,21 +172,43 @@ class DestinationSet(dict[Hashable, int]):
             del self[dest]
 
 
+EMPTY_DESTS: frozenset[Hashable] = frozenset()
+
+
+class RoutingTable(ABC):
+    """Where an exchange's messages go, at one moment: immutable once made.
+
+    ``cacheable`` tables route by the routing key alone, at a cost worth caching per key
+    (topic patterns); the exchange actor that uses one may keep such a cache of its own.
+    """
+
+    __slots__ = ()
+
+    cacheable: ClassVar[bool] = False
+
+    @abstractmethod
+    def route(
+        self, routing_key: str, headers: Mapping[str, Any] | None = None
+    ) -> frozenset[Hashable]:
+        """Every distinct destination with at least one binding matching the message."""
+
+
 class Router(ABC):
     """The bindings of one exchange and how a message finds its destinations.
 
     ``bind``/``unbind`` keep the binding set; subclasses index each binding in ``_add`` and
-    ``_remove`` and answer ``route``. Destinations are opaque hashable values (queue or
-    exchange names, or actor references).
+    ``_remove`` and keep ``table`` (the current :class:`RoutingTable`) up to date.
+    Destinations are opaque hashable values (queue or exchange names, or actor references).
     """
 
     type_name: ClassVar[str] = ""
 
-    __slots__ = ("_bindings", "_by_dest")
+    __slots__ = ("_bindings", "_by_dest", "table")
 
     def __init__(self) -> None:
         self._bindings: dict[Binding, None] = {}
         self._by_dest: dict[Hashable, dict[Binding, None]] = {}
+        self.table: RoutingTable
 
     # -- bindings --------------------------------------------------------------------------
 
@@ -262,6 +289,7 @@ class Router(ABC):
     def _remove(self, binding: Binding) -> None:
         """Forget a binding that was indexed by ``_add``."""
 
-    @abstractmethod
     def route(self, routing_key: str, headers: Mapping[str, Any] | None = None) -> set[Hashable]:
-        """Every distinct destination with at least one binding matching the message."""
+        """Every distinct destination with at least one binding matching the message (a
+        fresh set; routing on the hot path asks ``table`` instead)."""
+        return set(self.table.route(routing_key, headers))

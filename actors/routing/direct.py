@@ -5,13 +5,28 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from .base import Binding, DestinationSet, Router
+from .base import EMPTY_DESTS, Binding, DestinationSet, Router, RoutingTable
+from .pmap import PMap
 
-__all__ = ["DirectRouter"]
+__all__ = ["DirectRouter", "DirectTable"]
+
+
+class DirectTable(RoutingTable):
+    """Destinations by exact routing key (a persistent map: updates share the rest)."""
+
+    __slots__ = ("routes",)
+
+    def __init__(self, routes: PMap[str, frozenset[Hashable]]) -> None:
+        self.routes = routes
+
+    def route(  # noqa: D102
+        self, routing_key: str, headers: Mapping[str, Any] | None = None
+    ) -> frozenset[Hashable]:
+        return self.routes.get(routing_key, EMPTY_DESTS)
 
 
 class DirectRouter(Router):
-    """Routes by exact key: one dict lookup finds every destination bound with that key.
+    """Routes by exact key: one lookup finds every destination bound with that key.
 
     All matching bindings receive the message, not just one (RabbitMQ's direct exchange
     matches ``#route{binding = #binding{source = X, key = Key}}`` for every destination).
@@ -20,25 +35,33 @@ class DirectRouter(Router):
 
     type_name = "direct"
 
-    __slots__ = ("_routes",)
+    __slots__ = ("_counts",)
+    table: DirectTable
 
     def __init__(self) -> None:
         super().__init__()
-        self._routes: dict[str, DestinationSet] = {}
+        self._counts: dict[str, DestinationSet] = {}  # bindings per key and destination
+        self.table = DirectTable(PMap())
 
     def _add(self, binding: Binding) -> None:
-        dests = self._routes.get(binding.routing_key)
+        key, dest = binding.routing_key, binding.dest
+        dests = self._counts.get(key)
         if dests is None:
-            dests = self._routes[binding.routing_key] = DestinationSet()
-        dests.add(binding.dest)
+            dests = self._counts[key] = DestinationSet()
+        dests.add(dest)
+        if dests[dest] == 1:
+            routes = self.table.routes
+            self.table = DirectTable(routes.set(key, routes.get(key, EMPTY_DESTS) | {dest}))
 
     def _remove(self, binding: Binding) -> None:
-        dests = self._routes[binding.routing_key]
-        dests.remove(binding.dest)
-        if not dests:
-            del self._routes[binding.routing_key]
-
-    def route(self, routing_key: str, headers: Mapping[str, Any] | None = None) -> set[Hashable]:
-        """Every destination bound with exactly ``routing_key``."""
-        dests = self._routes.get(routing_key)
-        return set(dests) if dests else set()
+        key, dest = binding.routing_key, binding.dest
+        dests = self._counts[key]
+        dests.remove(dest)
+        if dest in dests:
+            return
+        routes = self.table.routes
+        if dests:
+            self.table = DirectTable(routes.set(key, routes[key] - {dest}))
+        else:
+            del self._counts[key]
+            self.table = DirectTable(routes.delete(key))

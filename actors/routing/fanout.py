@@ -5,9 +5,23 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from .base import Binding, DestinationSet, Router
+from .base import EMPTY_DESTS, Binding, DestinationSet, Router, RoutingTable
 
-__all__ = ["FanoutRouter"]
+__all__ = ["FanoutRouter", "FanoutTable"]
+
+
+class FanoutTable(RoutingTable):
+    """Every bound destination."""
+
+    __slots__ = ("dests",)
+
+    def __init__(self, dests: frozenset[Hashable]) -> None:
+        self.dests = dests
+
+    def route(  # noqa: D102
+        self, routing_key: str, headers: Mapping[str, Any] | None = None
+    ) -> frozenset[Hashable]:
+        return self.dests
 
 
 class FanoutRouter(Router):
@@ -15,18 +29,19 @@ class FanoutRouter(Router):
 
     type_name = "fanout"
 
-    __slots__ = ("_dests",)
+    __slots__ = ("_counts",)
 
     def __init__(self) -> None:
         super().__init__()
-        self._dests = DestinationSet()
+        self._counts = DestinationSet()  # bindings per destination
+        self.table = FanoutTable(EMPTY_DESTS)
 
     def _add(self, binding: Binding) -> None:
-        self._dests.add(binding.dest)
+        self._counts.add(binding.dest)
+        if self._counts[binding.dest] == 1:
+            self.table = FanoutTable(self.table.route("") | {binding.dest})
 
     def _remove(self, binding: Binding) -> None:
-        self._dests.remove(binding.dest)
-
-    def route(self, routing_key: str, headers: Mapping[str, Any] | None = None) -> set[Hashable]:
-        """Every bound destination."""
-        return set(self._dests)
+        self._counts.remove(binding.dest)
+        if binding.dest not in self._counts:
+            self.table = FanoutTable(self.table.route("") - {binding.dest})

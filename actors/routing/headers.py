@@ -21,10 +21,18 @@ from collections.abc import Hashable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from .base import Binding, DestinationSet, FrozenTable, Router, RoutingArgumentError, typed_key
+from .base import (
+    Binding,
+    DestinationSet,
+    FrozenTable,
+    Router,
+    RoutingArgumentError,
+    RoutingTable,
+    typed_key,
+)
 from .terms import as_binary, erlang_repr, field_type
 
-__all__ = ["HeadersRouter", "X_MATCH_MODES", "values_equal"]
+__all__ = ["HeadersRouter", "HeadersTable", "X_MATCH_MODES", "values_equal"]
 
 X_MATCH_MODES = ("all", "any", "all-with-x", "any-with-x")
 
@@ -62,9 +70,9 @@ def _is_x_name(name: str | bytes) -> bool:
 
 
 class _Matcher:
-    """One distinct argument table, compiled, and the destinations bound with it."""
+    """One distinct argument table, compiled (immutable once made)."""
 
-    __slots__ = ("any", "terms", "dests")
+    __slots__ = ("any", "terms")
 
     def __init__(self, arguments: FrozenTable) -> None:
         mode = arguments.get("x-match", "all")
@@ -75,7 +83,6 @@ class _Matcher:
             for name, value in arguments.items()
             if name != "x-match" and (with_x or not _is_x_name(name))
         )
-        self.dests = DestinationSet()
 
     def matches(self, headers: Mapping[str, Any]) -> bool:
         if self.any:
@@ -87,6 +94,25 @@ class _Matcher:
             if name not in headers or not (void or values_equal(wanted, headers[name])):
                 return False
         return True
+
+
+class HeadersTable(RoutingTable):
+    """Each distinct argument table with the destinations bound with it."""
+
+    __slots__ = ("matchers",)
+
+    def __init__(self, matchers: tuple[tuple[_Matcher, frozenset[Hashable]], ...]) -> None:
+        self.matchers = matchers
+
+    def route(  # noqa: D102
+        self, routing_key: str, headers: Mapping[str, Any] | None = None
+    ) -> frozenset[Hashable]:
+        table = headers if headers is not None else {}
+        found: set[Hashable] = set()
+        for matcher, dests in self.matchers:
+            if matcher.matches(table):
+                found.update(dests)
+        return frozenset(found)
 
 
 class HeadersRouter(Router):
@@ -102,7 +128,8 @@ class HeadersRouter(Router):
 
     def __init__(self) -> None:
         super().__init__()
-        self._tables: dict[FrozenTable, _Matcher] = {}
+        self._tables: dict[FrozenTable, tuple[_Matcher, DestinationSet]] = {}
+        self.table = HeadersTable(())
 
     def validate(self, arguments: FrozenTable) -> None:
         """Refuse an ``x-match`` that is not one of :data:`X_MATCH_MODES`, as RabbitMQ does."""
@@ -124,22 +151,20 @@ class HeadersRouter(Router):
         )
 
     def _add(self, binding: Binding) -> None:
-        matcher = self._tables.get(binding.arguments)
-        if matcher is None:
-            matcher = self._tables[binding.arguments] = _Matcher(binding.arguments)
-        matcher.dests.add(binding.dest)
+        held = self._tables.get(binding.arguments)
+        if held is None:
+            held = self._tables[binding.arguments] = (_Matcher(binding.arguments), DestinationSet())
+        held[1].add(binding.dest)
+        self._rebuild()
 
     def _remove(self, binding: Binding) -> None:
-        matcher = self._tables[binding.arguments]
-        matcher.dests.remove(binding.dest)
-        if not matcher.dests:
+        dests = self._tables[binding.arguments][1]
+        dests.remove(binding.dest)
+        if not dests:
             del self._tables[binding.arguments]
+        self._rebuild()
 
-    def route(self, routing_key: str, headers: Mapping[str, Any] | None = None) -> set[Hashable]:
-        """Every destination with a binding whose arguments match ``headers``."""
-        table = headers if headers is not None else {}
-        found: set[Hashable] = set()
-        for matcher in self._tables.values():
-            if matcher.matches(table):
-                found.update(matcher.dests)
-        return found
+    def _rebuild(self) -> None:
+        self.table = HeadersTable(
+            tuple((matcher, frozenset(dests)) for matcher, dests in self._tables.values())
+        )

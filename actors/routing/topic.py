@@ -16,6 +16,11 @@ states; a node reached through ``#`` may also consume further words in place. On
 ``#`` can one state be reached twice, so only there is a visited set kept, which bounds the
 walk by nodes x words however many ``#`` a pattern has (RabbitMQ's own recursion is
 exponential in consecutive ``#``).
+
+The trie is persistent: a node never changes once made, and a bind or unbind copies only
+the nodes on its pattern's path, so each :class:`TopicTable` is an immutable value that the
+next change shares most of. The exchange actor caches routing results per routing key
+(``cacheable``); the table itself holds no cache.
 """
 
 from __future__ import annotations
@@ -23,11 +28,9 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from .base import Binding, DestinationSet, Router
+from .base import EMPTY_DESTS, Binding, Router, RoutingTable
 
-__all__ = ["TopicRouter", "split_key"]
-
-CACHE_SIZE = 4096
+__all__ = ["TopicRouter", "TopicTable", "split_key"]
 
 
 def split_key(key: str) -> list[str]:
@@ -36,15 +39,26 @@ def split_key(key: str) -> list[str]:
 
 
 class _Node:
-    """One trie node: children by literal word, the ``*`` and ``#`` children, destinations."""
+    """One trie node: children by literal word, the ``*`` and ``#`` children, destinations.
 
-    __slots__ = ("words", "star", "hash", "dests", "loops", "below_hash")
+    Immutable once made (``words`` included): changes make new nodes along one path.
+    """
 
-    def __init__(self, loops: bool = False, below_hash: bool = False) -> None:
-        self.words: dict[str, _Node] = {}
-        self.star: _Node | None = None
-        self.hash: _Node | None = None
-        self.dests = DestinationSet()
+    __slots__ = ("below_hash", "dests", "hash", "loops", "star", "words")
+
+    def __init__(
+        self,
+        loops: bool = False,
+        below_hash: bool = False,
+        words: dict[str, _Node] | None = None,
+        star: _Node | None = None,
+        hash: _Node | None = None,  # noqa: A002 - the '#' child
+        dests: frozenset[Hashable] = EMPTY_DESTS,
+    ) -> None:
+        self.words: dict[str, _Node] = words if words is not None else {}
+        self.star = star
+        self.hash = hash
+        self.dests = dests
         self.loops = loops  # reached through '#': may consume more words in place
         self.below_hash = below_hash  # a '#' on the path: (node, position) can repeat
 
@@ -55,81 +69,68 @@ class _Node:
             return self.hash
         return self.words.get(word)
 
-    def make_child(self, word: str) -> _Node:
-        node = self.child(word)
-        if node is None:
-            node = _Node(loops=word == "#", below_hash=self.below_hash or word == "#")
-            if word == "*":
-                self.star = node
-            elif word == "#":
-                self.hash = node
-            else:
-                self.words[word] = node
-        return node
+    def fresh_child(self, word: str) -> _Node:
+        """An empty node to hang under this one as ``word``."""
+        return _Node(loops=word == "#", below_hash=self.below_hash or word == "#")
 
-    def drop_child(self, word: str) -> None:
+    def with_child(self, word: str, child: _Node | None) -> _Node:
+        """A copy with ``child`` (None: no child) as ``word``."""
+        words, star, hash_ = self.words, self.star, self.hash
         if word == "*":
-            self.star = None
+            star = child
         elif word == "#":
-            self.hash = None
+            hash_ = child
         else:
-            del self.words[word]
+            words = dict(words)
+            if child is None:
+                del words[word]
+            else:
+                words[word] = child
+        return _Node(self.loops, self.below_hash, words, star, hash_, self.dests)
+
+    def with_dests(self, dests: frozenset[Hashable]) -> _Node:
+        """A copy with other destinations."""
+        return _Node(self.loops, self.below_hash, self.words, self.star, self.hash, dests)
 
     def is_empty(self) -> bool:
         return not self.dests and not self.words and self.star is None and self.hash is None
 
 
-class TopicRouter(Router):
-    """Routes by matching the routing key against ``*``/``#`` patterns held in a word trie.
+def _changed(node: _Node, words: list[str], at: int, dest: Hashable, add: bool) -> _Node | None:
+    """``node`` with ``dest`` added at (or removed from) the pattern ``words[at:]`` below
+    it; None when the new node is empty (the branch is pruned)."""
+    if at == len(words):
+        new = node.with_dests(node.dests | {dest} if add else node.dests - {dest})
+    else:
+        word = words[at]
+        child = node.child(word)
+        if child is None:
+            child = node.fresh_child(word)
+        new = node.with_child(word, _changed(child, words, at + 1, dest, add))
+    return None if new.is_empty() else new
 
-    Results for recently seen routing keys are cached; any bind or unbind clears the cache.
-    """
 
-    type_name = "topic"
+class TopicTable(RoutingTable):
+    """The trie of binding patterns, immutable."""
 
-    __slots__ = ("_root", "_cache")
+    __slots__ = ("root",)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._root = _Node()
-        self._cache: dict[str, frozenset[Hashable]] = {}
+    cacheable = True
 
-    def _add(self, binding: Binding) -> None:
-        node = self._root
-        for word in split_key(binding.routing_key):
-            node = node.make_child(word)
-        node.dests.add(binding.dest)
-        self._cache.clear()
+    def __init__(self, root: _Node) -> None:
+        self.root = root
 
-    def _remove(self, binding: Binding) -> None:
-        path: list[tuple[_Node, str]] = []
-        node = self._root
-        for word in split_key(binding.routing_key):
-            path.append((node, word))
-            node = node.child(word)  # type: ignore[assignment]  # bound, so it exists
-        node.dests.remove(binding.dest)
-        for parent, word in reversed(path):  # prune the branch that no binding needs now
-            if not node.is_empty():
-                break
-            parent.drop_child(word)
-            node = parent
-        self._cache.clear()
+    def route(  # noqa: D102
+        self, routing_key: str, headers: Mapping[str, Any] | None = None
+    ) -> frozenset[Hashable]:
+        return frozenset(self.match(split_key(routing_key)))
 
-    def route(self, routing_key: str, headers: Mapping[str, Any] | None = None) -> set[Hashable]:
-        """Every destination with a binding pattern that matches ``routing_key``."""
-        cached = self._cache.get(routing_key)
-        if cached is None:
-            cached = frozenset(self._match(split_key(routing_key)))
-            if len(self._cache) >= CACHE_SIZE:
-                self._cache.clear()
-            self._cache[routing_key] = cached
-        return set(cached)
-
-    def _match(self, words: list[str]) -> set[Hashable]:
+    def match(self, words: list[str]) -> set[Hashable]:
+        """Every destination whose pattern matches the routing key's ``words``."""
         end = len(words)
         found: set[Hashable] = set()
         seen: set[tuple[_Node, int]] = set()
-        stack: list[tuple[_Node, int]] = [(self._root, 0)]
+        stack: list[tuple[_Node, int]] = [(self.root, 0)]
         pop = stack.pop
         push = stack.append
         while stack:
@@ -153,3 +154,45 @@ class TopicRouter(Router):
             if node.hash is not None:
                 push((node.hash, at))  # '#' matching zero words (so far)
         return found
+
+
+class TopicRouter(Router):
+    """Routes by matching the routing key against ``*``/``#`` patterns held in a word trie."""
+
+    type_name = "topic"
+
+    __slots__ = ("_counts",)
+    table: TopicTable
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._counts: dict[tuple[str, Hashable], int] = {}  # bindings per pattern and dest
+        self.table = TopicTable(_Node())
+
+    @property
+    def _root(self) -> _Node:
+        return self.table.root
+
+    def _match(self, words: list[str]) -> set[Hashable]:
+        return self.table.match(words)
+
+    def _add(self, binding: Binding) -> None:
+        key = (binding.routing_key, binding.dest)
+        count = self._counts.get(key, 0)
+        self._counts[key] = count + 1
+        if not count:
+            self._change(binding, add=True)
+
+    def _remove(self, binding: Binding) -> None:
+        key = (binding.routing_key, binding.dest)
+        count = self._counts[key] - 1
+        if count:
+            self._counts[key] = count
+            return
+        del self._counts[key]
+        self._change(binding, add=False)
+
+    def _change(self, binding: Binding, add: bool) -> None:
+        words = split_key(binding.routing_key)
+        root = _changed(self.table.root, words, 0, binding.dest, add)
+        self.table = TopicTable(root if root is not None else _Node())

@@ -26,6 +26,8 @@ from pika import frame as pframe
 from pika import spec
 from pika.adapters.blocking_connection import BlockingChannel
 
+from tests.support import get_all
+
 from .rawclient import EOF, TIMEOUT, RawClient, describe, method_name, open_client
 
 Result = dict[str, Any]
@@ -316,19 +318,5 @@ def pika_error(exc: BaseException) -> Result:
 
 
 def get_bodies(channel: BlockingChannel, queue: str, ack: bool = True) -> list[str]:
-    """basic.get every ready message of a queue (acking each), returning the bodies."""
-    bodies = []
-    for _ in range(1000):
-        method, _props, body = channel.basic_get(queue, auto_ack=ack)
-        if method is None:
-            break
-        bodies.append(body.decode())
-    return bodies
-
-
-def pump(conn: pika.BlockingConnection, done: Callable[[], bool], timeout: float = 2.0) -> bool:
-    """Process pika I/O until ``done()`` or ``timeout`` seconds pass; returns ``done()``."""
-    deadline = time.monotonic() + timeout
-    while not done() and time.monotonic() < deadline:
-        conn.process_data_events(time_limit=min(0.05, max(0.0, deadline - time.monotonic())))
-    return done()
+    """basic.get every ready message of a queue (auto-ack if ``ack``), returning the bodies."""
+    return [body.decode() for _method, _props, body in get_all(channel, queue, auto_ack=ack)]

@@ -18,6 +18,8 @@ import pika
 import pika.exceptions
 from pika import spec
 
+from tests.support import pump, wait_until
+
 from .helpers import (
     SCENARIOS,
     Result,
@@ -35,7 +37,6 @@ from .helpers import (
     pika_channel,
     pika_connection,
     pika_error,
-    pump,
     run_scenario,
     scenario,
 )
@@ -703,13 +704,15 @@ def _xunbind(destination: str, source: str, key: str = "") -> spec.Exchange.Unbi
 def _once_gone(client: RawClient, channel: int, passive: Any, timeout: float = 2.0) -> Any:
     """Repeat a passive declare until it fails (deletions may lag their cause a little);
     the outcome of the last attempt."""
-    deadline = time.monotonic() + timeout
-    while True:
+    results: list[Any] = []
+
+    def gone() -> bool:
         result = attempt(client, channel, passive)
-        declared = isinstance(result, dict) and result.get("method", "").endswith(".DeclareOk")
-        if not declared or time.monotonic() > deadline:
-            return result
-        time.sleep(0.05)
+        results.append(result)
+        return not (isinstance(result, dict) and result.get("method", "").endswith(".DeclareOk"))
+
+    wait_until(gone, timeout, interval=0.05)
+    return results[-1]
 
 
 def _redeclare(port: int, first: spec.Exchange.Declare, second: Any) -> Result:
@@ -1516,13 +1519,15 @@ def scenario_queue_dead_letter_on_reject(port: int) -> Result:
         ch.basic_publish("", "conf-q-dlx-src", b"doomed")
         method, _props, _body = ch.basic_get("conf-q-dlx-src")
         ch.basic_reject(method.delivery_tag, requeue=False)
-        deadline = time.monotonic() + 2.0
-        method, props, body = ch.basic_get("conf-q-dlx-dst", auto_ack=True)
-        while method is None and time.monotonic() < deadline:  # dead-lettering is async
-            time.sleep(0.05)
-            method, props, body = ch.basic_get("conf-q-dlx-dst", auto_ack=True)
-        if method is None:
+
+        def dead_letter() -> Any:
+            found = ch.basic_get("conf-q-dlx-dst", auto_ack=True)
+            return found if found[0] is not None else None
+
+        got = wait_until(dead_letter, 2.0, interval=0.05)  # dead-lettering is async
+        if not got:
             return {"dead_lettered": None}
+        method, props, body = got
         deaths = [
             {k: plain(v) for k, v in death.items() if k != "time"}
             for death in (props.headers or {}).get("x-death", [])

@@ -13,10 +13,13 @@ from typing import Any
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-__all__ = ["WAIT", "get_all", "pump", "quiet", "wait_until"]
+__all__ = ["QUIET", "WAIT", "get_all", "pump", "quiet", "wait_until"]
 
 WAIT = 5.0
 """Seconds a test waits for the broker before it gives up."""
+
+QUIET = 0.25
+"""Seconds of silence that show nothing more is coming."""
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = WAIT, interval: float = 0.02) -> Any:
@@ -43,7 +46,7 @@ def pump(
         connection.process_data_events(time_limit=min(0.02, remaining))
 
 
-def quiet(connection: pika.BlockingConnection, seconds: float) -> None:
+def quiet(connection: pika.BlockingConnection, seconds: float = QUIET) -> None:
     """Let ``seconds`` of I/O pass (to show that nothing more arrives)."""
     deadline = time.monotonic() + seconds
     while (remaining := deadline - time.monotonic()) > 0:

@@ -1,0 +1,52 @@
+"""What a channel knows about the exchanges it publishes to, and its publishes in flight.
+
+The channel resolves an exchange's name to its actor once (asking the vhost) and remembers it
+while the actor lives. Publishes that arrive in one input batch are collected per exchange
+actor and leave as one ``Publish`` each when the batch ends or before any method that must
+come after them (:meth:`Publishing.flush`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pykka import ActorRef
+
+from dispatchd.actors.content import Message
+
+__all__ = ["Publishing"]
+
+
+class Publishing:
+    """Resolved exchanges by name, and the publishes collected per exchange actor."""
+
+    __slots__ = ("batches", "exchanges")
+
+    def __init__(self) -> None:
+        self.exchanges: dict[str, tuple[ActorRef[Any], bool]] = {}  # name -> (actor, internal)
+        self.batches: dict[ActorRef[Any], tuple[list[Message], list[int]]] = {}
+
+    def resolved(self, name: str) -> tuple[ActorRef[Any], bool] | None:
+        """The exchange's actor and whether it is internal, if known and alive."""
+        cached = self.exchanges.get(name)
+        if cached is None or not cached[0].is_alive():
+            return None
+        return cached
+
+    def remember(self, name: str, ref: ActorRef[Any], internal: bool) -> None:
+        """The vhost resolved ``name``."""
+        self.exchanges[name] = (ref, internal)
+
+    def add(self, exchange: ActorRef[Any], message: Message, seq: int = 0) -> None:
+        """Collect a publish (with its confirm number, if any) for ``exchange``."""
+        batch = self.batches.get(exchange)
+        if batch is None:
+            self.batches[exchange] = batch = ([], [])
+        batch[0].append(message)
+        if seq:
+            batch[1].append(seq)
+
+    def take(self) -> dict[ActorRef[Any], tuple[list[Message], list[int]]]:
+        """The collected publishes, per exchange actor; collecting starts afresh."""
+        batches, self.batches = self.batches, {}
+        return batches
