@@ -202,7 +202,7 @@ class ChannelActor(LoopActor):
         self.reply_consumer: ReplyConsumer | None = None  # consuming amq.rabbitmq.reply-to
         self.confirms = Confirms()
         self.confirming = False  # confirm.select: publishes are numbered and confirmed
-        self.tx = Transaction()
+        self.tx: Transaction | None = None  # tx.select made the channel transactional
         self.limiter = Limiter()
         self.last_queue = ""
         self.totals = MessageTotals()  # published, delivered and acked on this channel
@@ -287,8 +287,8 @@ class ChannelActor(LoopActor):
 
     def _publish(self, message: Message) -> bool:
         """Batch one publish (or hold it in the transaction); False to resolve its exchange."""
-        resolved = self.publishing.resolved(message.exchange)
-        if resolved is None:
+        resolved = self.publishing.exchanges.get(message.exchange)
+        if resolved is None or not resolved[0].is_alive():
             self._flush_publishes()
             self.awaiting = _AWAIT_EXCHANGE
             post(self.vhost, ResolveExchange(message.exchange, self.actor_ref))
@@ -306,7 +306,7 @@ class ChannelActor(LoopActor):
             if raw[0] & FIRST_BYTE_REPLY_TO:
                 message = self._reply_addressed(message)
         self.totals.published += 1
-        if self.tx.active:
+        if self.tx is not None:
             self.tx.publish(ref, message)
         elif self.confirming:
             self.publishing.add(ref, message, self.confirms.number())
@@ -407,7 +407,7 @@ class ChannelActor(LoopActor):
         seqs = self.confirms.rejected(msg.seqs)
         if not seqs:
             return
-        if self.tx.active or self.state is not Lifecycle.OPEN:
+        if self.tx is not None or self.state is not Lifecycle.OPEN:
             self._confirmed(seqs)
             return
         for seq in seqs:
@@ -418,7 +418,7 @@ class ChannelActor(LoopActor):
         possible), or, in a transaction, answer commit-ok once none is left."""
         if self.state is not Lifecycle.OPEN:
             return
-        if self.tx.active:
+        if self.tx is not None:
             if self.tx.state is TxState.COMMITTING and not self.confirms:
                 self.tx.committed()
                 self._send(spec.TxCommitOk())
@@ -513,7 +513,7 @@ class ChannelActor(LoopActor):
     # ----- acks
 
     def _settle(self, taken: list[tuple[int, Unacked]], requeue: bool | None) -> None:
-        if self.tx.active:
+        if self.tx is not None:
             self.tx.settle(taken, requeue)
             return
         self._apply_settles([(record, requeue) for _, record in taken])
@@ -566,7 +566,8 @@ class ChannelActor(LoopActor):
         self._send(spec.BasicQosOk())
 
     def _set_global_limit(self, limit: int) -> None:
-        in_tx = sum(1 for _, record, _ in self.tx.settles if record.consumer_tag is not None)
+        held = self.tx.settles if self.tx is not None else ()
+        in_tx = sum(1 for _, record, _ in held if record.consumer_tag is not None)
         if self.limiter.set_limit(limit, self.unacked.consumer_deliveries() + in_tx):
             for consumer in self.consumers.values():
                 if consumer.queue is not None:
@@ -793,11 +794,12 @@ class ChannelActor(LoopActor):
     def _tx_select(self, _m: spec.TxSelect) -> None:
         if self.confirming:
             raise precondition_failed("cannot switch from confirm to tx mode")
-        self.tx.select()
+        if self.tx is None:
+            self.tx = Transaction()
         self._send(spec.TxSelectOk())
 
     def _tx_commit(self, _m: spec.TxCommit) -> None:
-        if not self.tx.active:
+        if self.tx is None:
             raise precondition_failed("channel is not transactional")
         publishes, settles = self.tx.commit()
         for ref, messages in publishes.items():
@@ -816,7 +818,7 @@ class ChannelActor(LoopActor):
             self._send(spec.TxCommitOk())
 
     def _tx_rollback(self, _m: spec.TxRollback) -> None:
-        if not self.tx.active:
+        if self.tx is None:
             raise precondition_failed("channel is not transactional")
         settles = self.tx.rollback()
         if settles:
@@ -824,7 +826,7 @@ class ChannelActor(LoopActor):
         self._send(spec.TxRollbackOk())
 
     def _confirm_select(self, m: spec.ConfirmSelect) -> None:
-        if self.tx.active:
+        if self.tx is not None:
             raise precondition_failed("cannot switch from tx to confirm mode")
         self.confirming = True
         if not m.nowait:
@@ -863,7 +865,8 @@ class ChannelActor(LoopActor):
         """Give back everything the channel holds: unacked deliveries and consumers."""
         self._flush_publishes()
         held = [(record, True) for _, record in self.unacked.take_all()]
-        held += [(record, True) for _, record, _ in self.tx.rollback()]  # never committed
+        if self.tx is not None:  # what the transaction held was never committed
+            held += [(record, True) for _, record, _ in self.tx.rollback()]
         if held:
             self._apply_settles(held)
         for consumer in self.consumers.values():
@@ -963,10 +966,10 @@ class ChannelActor(LoopActor):
             "global_prefetch_count": self.limiter.limit,
             "messages_unacknowledged": len(self.unacked),
             "messages_unconfirmed": len(self.confirms),
-            "messages_uncommitted": self.tx.held_messages(),
-            "acks_uncommitted": len(self.tx.settles),
+            "messages_uncommitted": self.tx.held_messages() if self.tx is not None else 0,
+            "acks_uncommitted": len(self.tx.settles) if self.tx is not None else 0,
             "confirm": self.confirming,
-            "transactional": self.tx.active,
+            "transactional": self.tx is not None,
             "closing": self.state is not Lifecycle.OPEN,
             "consumer_count": len(self.consumers),
             "reply_consumer": None if self.reply_consumer is None else self.reply_consumer.name,

@@ -1,7 +1,8 @@
 """What a channel knows about the exchanges it publishes to, and its publishes in flight.
 
 The channel resolves an exchange's name to its actor once (asking the vhost) and remembers it
-while the actor lives. Publishes that arrive in one input batch are collected per exchange
+in ``exchanges`` (the channel looks there first, on every publish, and asks again once the
+actor is gone). Publishes that arrive in one input batch are collected per exchange
 actor and leave as one ``Publish`` each when the batch ends or before any method that must
 come after them (:meth:`Publishing.flush`).
 """
@@ -25,13 +26,6 @@ class Publishing:
     def __init__(self) -> None:
         self.exchanges: dict[str, tuple[ActorRef[Any], bool]] = {}  # name -> (actor, internal)
         self.batches: dict[ActorRef[Any], tuple[list[Message], list[int]]] = {}
-
-    def resolved(self, name: str) -> tuple[ActorRef[Any], bool] | None:
-        """The exchange's actor and whether it is internal, if known and alive."""
-        cached = self.exchanges.get(name)
-        if cached is None or not cached[0].is_alive():
-            return None
-        return cached
 
     def remember(self, name: str, ref: ActorRef[Any], internal: bool) -> None:
         """The vhost resolved ``name``."""

@@ -157,7 +157,8 @@ class QueueActor(LoopActor):
         if self.limits is not None and self.limits.rejects:
             messages, seqs, refused = self._admit(messages, seqs)
         next_id = self.next_id
-        push = self.ready.push
+        entries: list[Entry] = []
+        add = entries.append
         rows: list[tuple[int, Message, int]] = []
         storage = self.storage
         expiry = self.expiry
@@ -170,12 +171,13 @@ class QueueActor(LoopActor):
                 entry = Entry(next_id, message, False, expiry.of(message, now))
             else:  # the usual case: no TTL at all (deadline 0), or the queue's
                 entry = Entry(next_id, message, False, deadline)
-            push(entry)
+            add(entry)
             if storage is not None and message.persistent:
                 storage.ids.message_id(message)
                 rows.append((next_id, message, entry.expires))
             next_id += 1
         self.next_id = next_id
+        self.ready.extend(entries)
         confirm = seqs and msg.reply_to is not None
         if rows:
             assert storage is not None
@@ -206,7 +208,7 @@ class QueueActor(LoopActor):
             now = now_ms()
         expired: list[Entry] = []
         stalled = 0
-        while ready:
+        while ready.count:
             if stalled >= len(rotation):  # all in this group are blocked: on to the next
                 rotation = next(groups, None)
                 if rotation is None:

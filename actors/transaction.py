@@ -1,11 +1,11 @@
 """A channel's transaction (``tx.select``): one tagged state, as ``rabbit_channel``'s ``tx``.
 
-``NONE`` until tx.select; then ``OPEN``, holding the publishes (per exchange actor) and the
-acks, nacks and rejects it will apply at commit; ``COMMITTING`` from tx.commit until every
-queue took the committed publishes (the channel numbers them with its
-:class:`~dispatchd.actors.confirms.Confirms` and answers commit-ok when none is left), then
-``OPEN`` again with empty buffers. A rollback empties the buffers and gives the held acks
-back to the channel's unacked deliveries.
+A channel has none (``None``) until tx.select; then one :class:`Transaction`: ``OPEN``,
+holding the publishes (per exchange actor) and the acks, nacks and rejects it will apply at
+commit; ``COMMITTING`` from tx.commit until every queue took the committed publishes (the
+channel numbers them with its :class:`~dispatchd.actors.confirms.Confirms` and answers
+commit-ok when none is left), then ``OPEN`` again with empty buffers. A rollback empties the
+buffers and gives the held acks back to the channel's unacked deliveries.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ Settle = tuple[int, Unacked, bool | None]  # (delivery tag, delivery, requeue; N
 class TxState(Enum):
     """Where a channel's transaction is."""
 
-    NONE = "none"  # not a transactional channel
     OPEN = "open"  # collecting publishes and acks
     COMMITTING = "committing"  # tx.commit sent the publishes; commit-ok once queues took them
 
@@ -38,19 +37,9 @@ class Transaction:
     __slots__ = ("publishes", "settles", "state")
 
     def __init__(self) -> None:
-        self.state = TxState.NONE
+        self.state = TxState.OPEN
         self.publishes: Publishes = {}
         self.settles: list[Settle] = []
-
-    @property
-    def active(self) -> bool:
-        """Whether the channel is transactional (tx.select was accepted)."""
-        return self.state is not TxState.NONE
-
-    def select(self) -> None:
-        """tx.select: the channel is transactional from now on."""
-        if self.state is TxState.NONE:
-            self.state = TxState.OPEN
 
     def publish(self, exchange: ActorRef[Any], message: Message) -> None:
         """Hold a publish until commit."""

@@ -4,7 +4,7 @@ a queue or an exchange does to the bindings around it, and the vhost's own bookk
 The socket tests use RabbitMQ 3.10's reply codes and texts (``DISPATCHD_PEER_PORT=5692``
 runs them against it). The last tests drive a VhostActor in-process through a long random
 sequence of declares, binds and deletes and check that its binding index, the exchange
-actors' routers and the routing topology still agree.
+actors' routing snapshots and the routers still agree.
 """
 
 from __future__ import annotations

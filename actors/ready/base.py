@@ -42,12 +42,13 @@ class Purged:
 class ReadyMessages(ABC):
     """A queue's ready messages in delivery order.
 
-    ``len()`` is what is in memory and can be delivered now; :attr:`total` counts paged-out
-    messages too. ``bytes`` is the body size of the ready messages when the queue tracks it
-    (``track_bytes``, for length limits).
+    ``count`` (also ``len()``) is what is in memory and can be delivered now, a plain
+    attribute for the delivery loop; :attr:`total` counts paged-out messages too. ``bytes`` is
+    the body size of the ready messages when the queue tracks it (``track_bytes``, for length
+    limits).
     """
 
-    __slots__ = ("bytes", "track_bytes")
+    __slots__ = ("bytes", "count", "track_bytes")
 
     memory_limit: int | None = None
     """Ready messages kept in memory (None: all of them)."""
@@ -55,13 +56,13 @@ class ReadyMessages(ABC):
     def __init__(self, track_bytes: bool = False) -> None:
         self.track_bytes = track_bytes
         self.bytes = 0
+        self.count = 0
 
-    @abstractmethod
     def __len__(self) -> int:
-        """Ready messages in memory, deliverable now."""
+        return self.count
 
     def __bool__(self) -> bool:
-        return len(self) > 0
+        return self.count > 0
 
     @property
     def total(self) -> int:
@@ -76,6 +77,11 @@ class ReadyMessages(ABC):
     @abstractmethod
     def push(self, entry: Entry) -> None:
         """Add a newly published entry at the end."""
+
+    def extend(self, entries: list[Entry]) -> None:
+        """Add newly published entries at the end, in order."""
+        for entry in entries:
+            self.push(entry)
 
     @abstractmethod
     def requeue(self, entry: Entry) -> None:

@@ -26,19 +26,21 @@ class FifoReady(ReadyMessages):
         self.fifo: deque[Entry] = deque()
         self.requeued: list[Entry] = []  # heap by position, merged ahead of `fifo`
 
-    def __len__(self) -> int:
-        return len(self.fifo) + len(self.requeued)
-
-    def __bool__(self) -> bool:
-        return bool(self.fifo) or bool(self.requeued)
-
     def push(self, entry: Entry) -> None:  # noqa: D102
         self.fifo.append(entry)
+        self.count += 1
         if self.track_bytes:
             self.bytes += len(entry.message.body)
 
+    def extend(self, entries: list[Entry]) -> None:  # noqa: D102
+        self.fifo.extend(entries)
+        self.count += len(entries)
+        if self.track_bytes:
+            self.bytes += sum(len(entry.message.body) for entry in entries)
+
     def requeue(self, entry: Entry) -> None:  # noqa: D102
         heapq.heappush(self.requeued, entry)
+        self.count += 1
         if self.track_bytes:
             self.bytes += len(entry.message.body)
 
@@ -54,6 +56,7 @@ class FifoReady(ReadyMessages):
             entry = heapq.heappop(requeued)
         else:
             entry = fifo.popleft()
+        self.count -= 1
         if self.track_bytes:
             self.bytes -= len(entry.message.body)
         return entry
@@ -62,7 +65,7 @@ class FifoReady(ReadyMessages):
         entries = [*self.fifo, *self.requeued]
         self.fifo.clear()
         self.requeued.clear()
-        self.bytes = 0
+        self.bytes = self.count = 0
         return Purged(entries, [])
 
     def last_position(self) -> int:  # noqa: D102

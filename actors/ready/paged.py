@@ -149,14 +149,14 @@ class PagedReady(FifoReady):
 
     @property
     def total(self) -> int:  # noqa: D102
-        count = len(self.fifo) + len(self.requeued)
+        count = self.count
         if self.spilling:
             count += len(self.spill) + len(self.backlog) + len(self.loading or ())
         return count
 
     @property
     def in_memory(self) -> int:  # noqa: D102
-        count = len(self.fifo) + len(self.requeued) + len(self.spill)
+        count = self.count + len(self.spill)
         loading = self.loading or ()
         return count + len(self.backlog.whole) + sum(isinstance(e, Entry) for e in loading)
 
@@ -179,6 +179,13 @@ class PagedReady(FifoReady):
         else:
             super().push(entry)
 
+    def extend(self, entries: list[Entry]) -> None:  # noqa: D102
+        if self.spilling or len(self.fifo) + len(entries) > self.limit:
+            for entry in entries:
+                self.push(entry)
+        else:
+            super().extend(entries)
+
     def recover(self, entries: list[Entry]) -> None:
         """Recovered entries: the first ``limit`` whole ones are ready, the rest paged (an
         entry whose body recovery left in the store has its store id as its message)."""
@@ -193,6 +200,7 @@ class PagedReady(FifoReady):
                 backlog.page(entry.id, message.store_id, entry.redelivered)
             else:
                 fifo.append(entry)
+                self.count += 1
             if self.track_bytes and not isinstance(message, int):
                 self.bytes += len(message.body)
         self.spilling = bool(len(backlog))
@@ -228,11 +236,12 @@ class PagedReady(FifoReady):
             if ids:
                 self.loading = taken
                 return LoadRequest(ids, self.load_token)
-            self.fifo.extend(restore(taken, {})[0])
+            self._take_in(restore(taken, {})[0])
         else:
             spill, fifo = self.spill, self.fifo
             while spill and len(fifo) < self.limit:
                 fifo.append(spill.popleft())
+                self.count += 1
         self.spilling = bool(self.spill or len(backlog))
         return None
 
@@ -243,9 +252,14 @@ class PagedReady(FifoReady):
             return None
         entries, missing = restore(self.loading, bodies)
         self.loading = None
-        self.fifo.extend(entries)
+        self._take_in(entries)
         self.spilling = bool(self.spill or len(self.backlog))
         return missing
+
+    def _take_in(self, entries: list[Entry]) -> None:
+        """Entries from the backlog join memory, in order."""
+        self.fifo.extend(entries)
+        self.count += len(entries)
 
     def load_failed(self, token: int) -> None:
         """A read failed: its entries go back to the front of the backlog; the next trigger

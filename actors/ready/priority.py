@@ -45,20 +45,13 @@ def message_priority(message: Message, maximum: int) -> int:
 class PriorityReady(ReadyMessages):
     """Ready entries by priority level, then by position."""
 
-    __slots__ = ("count", "high", "levels", "maximum")
+    __slots__ = ("high", "levels", "maximum")
 
     def __init__(self, maximum: int, track_bytes: bool = False) -> None:
         super().__init__(track_bytes)
         self.maximum = maximum
         self.levels = [FifoReady() for _ in range(maximum + 1)]
-        self.count = 0
         self.high = 0  # no level above this one holds an entry
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __bool__(self) -> bool:
-        return self.count > 0
 
     def push(self, entry: Entry) -> None:
         """Add a newly published (or recovered) entry at the end of its level."""

@@ -14,15 +14,16 @@ __all__ = ["DirectRouter", "DirectTable"]
 class DirectTable(RoutingTable):
     """Destinations by exact routing key (a persistent map: updates share the rest)."""
 
-    __slots__ = ("routes",)
+    __slots__ = ("_mask", "_shards", "routes")
 
     def __init__(self, routes: PMap[str, frozenset[Hashable]]) -> None:
         self.routes = routes
+        self._shards, self._mask = routes.shards, routes.mask  # the lookup, written out
 
     def route(  # noqa: D102
         self, routing_key: str, headers: Mapping[str, Any] | None = None
     ) -> frozenset[Hashable]:
-        return self.routes.get(routing_key, EMPTY_DESTS)
+        return self._shards[hash(routing_key) & self._mask].get(routing_key, EMPTY_DESTS)
 
 
 class DirectRouter(Router):

@@ -5,8 +5,8 @@ default exchange alone has one binding per queue: copying a 20,000-entry dict on
 queue.declare costs ~65 µs (measured here), so a table must not be copied whole. A
 :class:`PMap` is ``S`` shard dicts (``S`` about the square root of its size, a power of
 two): an update copies the tuple of shards and the one shard it changes, O(√n), and a
-lookup is one more index than a dict's. Shards are never changed once the map that holds
-them exists.
+lookup is one more index than a dict's (``shards[hash(key) & mask]``, which a hot path may
+write out itself). Shards are never changed once the map that holds them exists.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _shard_count(size: int) -> int:
 class PMap(Mapping[K, V], Generic[K, V]):
     """An immutable mapping; :meth:`set` and :meth:`delete` return updated copies."""
 
-    __slots__ = ("_len", "_mask", "_shards")
+    __slots__ = ("_len", "mask", "shards")
 
     def __init__(self, items: Mapping[K, V] | None = None) -> None:
         items = items or {}
@@ -41,30 +41,30 @@ class PMap(Mapping[K, V], Generic[K, V]):
         mask = count - 1
         for key, value in items.items():
             shards[hash(key) & mask][key] = value
-        self._shards: tuple[dict[K, V], ...] = tuple(shards)
-        self._mask = mask
+        self.shards: tuple[dict[K, V], ...] = tuple(shards)
+        self.mask = mask
         self._len = len(items)
 
     @classmethod
     def _of(cls, shards: tuple[dict[K, V], ...], size: int) -> PMap[K, V]:
         new = cls.__new__(cls)
-        new._shards, new._mask, new._len = shards, len(shards) - 1, size
+        new.shards, new.mask, new._len = shards, len(shards) - 1, size
         count = _shard_count(size)
         if count * 4 <= len(shards) or count >= len(shards) * 4:  # grown or shrunk 4x
             return cls(new)
         return new
 
     def __getitem__(self, key: K) -> V:
-        return self._shards[hash(key) & self._mask][key]
+        return self.shards[hash(key) & self.mask][key]
 
     def get(self, key: K, default: Any = None) -> Any:  # noqa: D102
-        return self._shards[hash(key) & self._mask].get(key, default)
+        return self.shards[hash(key) & self.mask].get(key, default)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._shards[hash(key) & self._mask]
+        return key in self.shards[hash(key) & self.mask]
 
     def __iter__(self) -> Iterator[K]:
-        for shard in self._shards:
+        for shard in self.shards:
             yield from shard
 
     def __len__(self) -> int:
@@ -75,19 +75,19 @@ class PMap(Mapping[K, V], Generic[K, V]):
 
     def set(self, key: K, value: V) -> PMap[K, V]:
         """A copy with ``key`` mapped to ``value``."""
-        index = hash(key) & self._mask
-        shard = dict(self._shards[index])
+        index = hash(key) & self.mask
+        shard = dict(self.shards[index])
         size = self._len + (key not in shard)
         shard[key] = value
-        shards = list(self._shards)
+        shards = list(self.shards)
         shards[index] = shard
         return self._of(tuple(shards), size)
 
     def delete(self, key: K) -> PMap[K, V]:
         """A copy without ``key`` (KeyError if it is absent)."""
-        index = hash(key) & self._mask
-        shard = dict(self._shards[index])
+        index = hash(key) & self.mask
+        shard = dict(self.shards[index])
         del shard[key]
-        shards = list(self._shards)
+        shards = list(self.shards)
         shards[index] = shard
         return self._of(tuple(shards), self._len - 1)
