@@ -1,8 +1,9 @@
 """VhostActor: owns a virtual host's name indexes and carries out declares, binds and deletes.
 
 It is the only actor that knows which exchange and queue actors exist under which names, and
-every binding between them (a :class:`~actors.routing.BindingIndex` by source and by
-destination). Work that needs a queue's own state (message counts, consumers, purge, get,
+every binding between them (:class:`~dispatchd.actors.routing.bindings.VhostBindings`); after
+each change it sends the exchanges concerned their new routing snapshot, before it answers.
+Work that needs a queue's own state (message counts, consumers, purge, get,
 delete conditions) is forwarded to that queue's actor, which answers the channel directly.
 
 Checks follow ``rabbit_channel`` in RabbitMQ 3.10, in its order, with its reply codes and
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pykka import ActorRef
 
@@ -196,18 +198,6 @@ class VhostActor(LoopActor):
         self.exclusive: dict[int, set[str]] = {}  # connection id -> its exclusive queues
         self.reply_names: dict[str, ActorRef[Any]] = {}  # live direct reply-to names
         self.closed_channels = MessageTotals()  # what the vhost's stopped channels counted
-        self._methods: dict[type, Any] = {
-            spec.ExchangeDeclare: self._exchange_declare,
-            spec.ExchangeDelete: self._exchange_delete,
-            spec.ExchangeBind: self._exchange_bind,
-            spec.ExchangeUnbind: self._exchange_bind,
-            spec.QueueDeclare: self._queue_declare,
-            spec.QueueBind: self._queue_bind,
-            spec.QueueUnbind: self._queue_bind,
-            spec.QueuePurge: self._forward_to_queue,
-            spec.QueueDelete: self._queue_delete,
-            spec.BasicGet: self._forward_to_queue,
-        }
 
     def on_start(self) -> None:  # noqa: D102
         for name, type_name, internal in PREDECLARED:
@@ -327,7 +317,7 @@ class VhostActor(LoopActor):
     def on_request(self, req: Request) -> None:
         method = req.method
         try:
-            self._methods[type(method)](req)
+            self.METHODS[type(method)](self, req)
         except AMQPError as error:
             if req.reply_to is not None:
                 post(req.reply_to, Reply(error=error.at(method.CLASS_ID, method.METHOD_ID)))
@@ -734,6 +724,20 @@ class VhostActor(LoopActor):
         dest = self.reply_names.pop(msg.name, None)
         if dest is not None:
             self._route(self.bindings.unbind_default(dest))
+
+    METHODS: ClassVar[dict[type, Callable[[VhostActor, Request], None]]] = {
+        spec.ExchangeDeclare: _exchange_declare,
+        spec.ExchangeDelete: _exchange_delete,
+        spec.ExchangeBind: _exchange_bind,
+        spec.ExchangeUnbind: _exchange_bind,
+        spec.QueueDeclare: _queue_declare,
+        spec.QueueBind: _queue_bind,
+        spec.QueueUnbind: _queue_bind,
+        spec.QueuePurge: _forward_to_queue,
+        spec.QueueDelete: _queue_delete,
+        spec.BasicGet: _forward_to_queue,
+    }
+    """AMQP method class -> how the vhost carries it out (declared once for the class)."""
 
     # ----- introspection
 
