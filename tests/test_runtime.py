@@ -498,21 +498,32 @@ def test_base_class_handler_takes_subclasses_and_subclass_tables_inherit(runtime
 
 def test_broker_handlers_follow_the_naming_convention():
     """Every actor of the broker names each handler ``on_`` + its message type in snake case."""
-    import dispatchd.actors.vhost  # noqa: F401 - imports every actor class
+    import dispatchd.actors.channel
+    import dispatchd.actors.connection
+    import dispatchd.actors.vhost
+    import dispatchd.admin.commands  # noqa: F401 - with vhost, imports every actor class
 
     def subclasses(cls):
         for sub in cls.__subclasses__():
             yield sub
             yield from subclasses(sub)
 
-    checked = 0
+    checked = set()
     for cls in subclasses(LoopActor):
         if not cls.__module__.startswith("dispatchd."):
             continue
         for message_type, handler in cls.handlers.items():
             assert handler.__name__ == handler_name(message_type), (cls, message_type)
-            checked += 1
-    assert checked > 40
+        checked.add(cls.__name__)
+    assert checked >= {
+        "ChannelActor",
+        "ConnectionActor",
+        "ConsumerActor",
+        "ExchangeActor",
+        "QueueActor",
+        "ReplyToActor",
+        "VhostActor",
+    }
 
 
 def test_describe_queued_behind_a_stop_is_answered_with_the_last_state(runtime):
