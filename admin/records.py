@@ -30,11 +30,12 @@ from dispatchd.actors.routing import ROUTERS
 from dispatchd.actors.runtime import ActorInfo
 from dispatchd.admin.rates import RateTracker
 from dispatchd.admin.snapshot import ConnectionState, Snapshot
+from dispatchd.passwords import DEFAULT_HASHING, hash_password
 
 __all__ = ["Records"]
 
 PRODUCT = "dispatchd"
-HASHING = "rabbit_password_hashing_sha256"
+HASHING = DEFAULT_HASHING
 
 
 def _details(record: dict[str, Any], name: str, value: float, rate: float) -> None:
@@ -53,13 +54,10 @@ def _counts(described: Mapping[str, Any]) -> dict[str, int]:
 
 
 def password_hash(user: str, password: str) -> str:
-    """RabbitMQ's ``rabbit_password_hashing_sha256``: base64(salt + sha256(salt + password)).
-
-    The 4-byte salt is derived from the user name, so an export is stable from call to call.
-    """
+    """RabbitMQ's ``rabbit_password_hashing_sha256`` hash of the password, its 4-byte salt
+    derived from the user name, so an export is stable from call to call."""
     salt = hashlib.sha256(f"dispatchd:{user}".encode()).digest()[:4]
-    digest = hashlib.sha256(salt + password.encode()).digest()
-    return base64.b64encode(salt + digest).decode()
+    return hash_password(password, HASHING, salt)
 
 
 def properties_key(routing_key: str, arguments: Mapping[str, Any]) -> str:
