@@ -184,7 +184,9 @@ class ChannelActor(LoopActor):
     kind = "channel"
     METHODS: ClassVar[dict[type, Callable[[ChannelActor, Any], None]]]
 
-    def __init__(self, link: Link, number: int, connection: ActorRef[Any], vhost: ActorRef[Any]):
+    def __init__(
+        self, link: Link, number: int, connection: ActorRef[Any], vhost: ActorRef[Any]
+    ) -> None:
         super().__init__(
             name=f"{link.connection_name} ({number})",
             owner=link.connection_name,

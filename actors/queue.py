@@ -303,13 +303,18 @@ class QueueActor(LoopActor):
         """Remove expired entries from the head, then time the next head's expiry."""
         ready = self.ready
         expired: list[Entry] = []
-        while ready and ready.peek().expires and ready.peek().expires < now:
+        expires = 0
+        while ready.count:
+            expires = ready.peek().expires
+            if not expires or expires >= now:
+                break
             expired.append(ready.pop())
+            expires = 0
         if expired:
             self._discard(expired, "expired")
-        if not ready or not ready.peek().expires:
+        if not expires:
             return
-        at = ready.peek().expires + 1
+        at = expires + 1
         timer = self.ttl_timer
         if timer.pending and timer.due <= at:
             return

@@ -304,13 +304,15 @@ class _Generator:
         for error_class, enum_name, doc in _REPLY_ENUMS:
             lines += ["", "", f"class {enum_name}(IntEnum):", f'    """{doc}"""', ""]
             lines += [f"    {n} = {v}" for n, v, c in replies if c == error_class]
-        items = [f"{v}: '{n}'" for n, v, c in replies if c]
+        members = ", ".join(f"*{enum_name}" for _, enum_name, _ in _REPLY_ENUMS)
         return [
             *lines,
             "",
             "",
             "# Error reply code -> name, which starts RabbitMQ's reply texts: 'NOT_FOUND - ...'.",
-            *_wrap("REPLY_NAMES: dict[int, str] = {", items, "}", ""),
+            "REPLY_NAMES: dict[int, str] = {",
+            f"    int(code): code.name for code in sorted([{members}])",
+            "}",
         ]
 
     def property_flags(self) -> list[str]:

@@ -111,11 +111,7 @@ class ConnectionReplyCode(IntEnum):
 
 # Error reply code -> name, which starts RabbitMQ's reply texts: 'NOT_FOUND - ...'.
 REPLY_NAMES: dict[int, str] = {
-    311: 'CONTENT_TOO_LARGE', 312: 'NO_ROUTE', 313: 'NO_CONSUMERS', 320: 'CONNECTION_FORCED',
-    402: 'INVALID_PATH', 403: 'ACCESS_REFUSED', 404: 'NOT_FOUND', 405: 'RESOURCE_LOCKED',
-    406: 'PRECONDITION_FAILED', 501: 'FRAME_ERROR', 502: 'SYNTAX_ERROR', 503: 'COMMAND_INVALID',
-    504: 'CHANNEL_ERROR', 505: 'UNEXPECTED_FRAME', 506: 'RESOURCE_ERROR', 530: 'NOT_ALLOWED',
-    540: 'NOT_IMPLEMENTED', 541: 'INTERNAL_ERROR',
+    int(code): code.name for code in sorted([*ChannelReplyCode, *ConnectionReplyCode])
 }
 
 # Basic content properties: a content header's property list starts with a 16-bit flag word,
