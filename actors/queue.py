@@ -395,9 +395,13 @@ class QueueActor(LoopActor):
     @handles(IdleDue)
     def on_idle_due(self, _msg: IdleDue) -> None:
         """The lease may have run out: ask the vhost to delete the queue."""
-        if self.state is QueueState.DELETED or not self.lease.expired(
-            now_ms(), bool(self.consumers)
-        ):
+        if self.state is QueueState.DELETED or self.consumers:
+            return
+        now = now_ms()
+        if not self.lease.expired(now, False):
+            # Used since (a declare or get renewed it), or the loop's timer fired a moment
+            # before the wall-clock deadline: wait for the rest of the lease.
+            self.idle_timer.start((self.lease.deadline - now) / 1000)
             return
         log.info("queue %s in vhost %s expired (x-expires)", self.name, self.owner_vhost)
         post(self.vhost, Request(spec.QueueDelete(queue=self.name), None, 0))
