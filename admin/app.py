@@ -119,7 +119,7 @@ class AdminApp:
         self.snapshots = SnapshotSource(broker)
         self.commands = Commands(broker)
         self.rates = RateTracker()
-        self.page = resources.files("admin").joinpath("page.html").read_bytes()
+        self.page = resources.files(__package__).joinpath("page.html").read_bytes()
         self.wsgi = bottle.Bottle()
         self.wsgi.default_error_handler = self._bottle_error  # type: ignore[method-assign]
         self._add_routes()

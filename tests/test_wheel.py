@@ -8,10 +8,12 @@ but not the source tree, and runs that broker.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 import sys
 import sysconfig
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -97,15 +99,21 @@ def test_fresh_venv_imports_dispatchd_and_no_generic_names(installed: Path) -> N
     assert generic == "[]"
 
 
-def test_broker_from_the_wheel_publishes_and_gets(installed: Path, tmp_path: Path) -> None:
-    port = free_port()
-    args = [installed / "bin" / "dispatchd", "--port", str(port), "--admin-port", "0"]
-    args += ["--data-dir", str(tmp_path / "data")]
+def test_broker_from_the_wheel_publishes_gets_and_serves_its_page(
+    installed: Path, tmp_path: Path
+) -> None:
+    port, admin_port = free_port(), free_port()
+    args = [installed / "bin" / "dispatchd", "--port", str(port)]
+    args += ["--admin-port", str(admin_port), "--data-dir", str(tmp_path / "data")]
     with (tmp_path / "broker.log").open("wb") as log:
         proc = subprocess.Popen(args, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: _accepts(port) or proc.poll() is not None, timeout=15)
+        wait_until(lambda: (_accepts(port) and _accepts(admin_port)) or proc.poll() is not None, 15)
         assert proc.poll() is None, (tmp_path / "broker.log").read_text()
+        request = urllib.request.Request(f"http://127.0.0.1:{admin_port}/")
+        request.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+        with urllib.request.urlopen(request, timeout=5) as page:  # the page is package data
+            assert page.status == 200 and b"<html" in page.read().lower()
         connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
         channel = connection.channel()
         channel.queue_declare("from-the-wheel")
