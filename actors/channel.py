@@ -50,6 +50,7 @@ from dispatchd.actors.messages import (
     Credit,
     Deliveries,
     ExchangeResolved,
+    ForgetExchanges,
     GetResult,
     Publish,
     Rejected,
@@ -293,13 +294,18 @@ class ChannelActor(LoopActor):
         if resolved is None or not resolved[0].is_alive():
             self._flush_publishes()
             self.awaiting = _AWAIT_EXCHANGE
-            post(self.vhost, ResolveExchange(message.exchange, self.actor_ref))
+            post(self.vhost, ResolveExchange(message.exchange, self.actor_ref, self.link.user))
             return False
-        ref, internal = resolved
+        ref, internal, topic_write = resolved
         if internal:
             raise access_refused(
                 f"cannot publish to internal exchange '{message.exchange}' "
                 f"in vhost '{self.link.vhost}'",
+            )
+        if topic_write is not None and topic_write.search(message.routing_key) is None:
+            raise access_refused(
+                f"access to topic '{message.routing_key}' in exchange '{message.exchange}' "
+                f"in vhost '{self.link.vhost}' refused for user '{self.link.user}'"
             )
         raw = message.raw_properties
         if len(raw) > 1 and (raw[0] & _CHECKED_OR_READDRESSED or raw[1] & SECOND_BYTE_USER_ID):
@@ -366,12 +372,18 @@ class ChannelActor(LoopActor):
             return
         if msg.ref is None:
             self.pending.popleft()
-            self._close_with(
-                not_found(f"no exchange '{msg.name}' in vhost '{self.link.vhost}'", 60, 40)
-            )
+            missing = f"no exchange '{msg.name}' in vhost '{self.link.vhost}'"
+            error = msg.refused or not_found(missing)
+            self._close_with(error.at(60, 40))
             return
-        self.publishing.remember(msg.name, msg.ref, msg.internal)
+        self.publishing.remember(msg.name, msg.ref, msg.internal, msg.topic_write)
         self._process()
+
+    @handles(ForgetExchanges)
+    def on_forget_exchanges(self, _msg: ForgetExchanges) -> None:
+        """Permissions changed: the next publish to each exchange asks the vhost again."""
+        self._flush_publishes()
+        self.publishing.exchanges.clear()
 
     # ----- confirms
 
@@ -610,6 +622,7 @@ class ChannelActor(LoopActor):
                 m.no_wait,
                 m.arguments,
                 windowed=bool(self.limiter.limit),
+                user=self.link.user,
             ),
         )
         self.awaiting = AwaitConsume(consumer)
@@ -754,7 +767,7 @@ class ChannelActor(LoopActor):
     # ----- requests to the vhost
 
     def _request(self, method: spec.Method) -> None:
-        post(self.vhost, Request(method, self.actor_ref, self.link.id))
+        post(self.vhost, Request(method, self.actor_ref, self.link.id, user=self.link.user))
         self.awaiting = _AWAIT_REPLY
 
     def _queue_declare(self, m: spec.QueueDeclare) -> None:
@@ -952,7 +965,7 @@ class ChannelActor(LoopActor):
 
     def on_stop(self) -> None:
         """Hand this channel's counts to its vhost's totals (see actors/stats.py)."""
-        post(self.vhost, ChannelStopped(replace(self.totals)))
+        post(self.vhost, ChannelStopped(replace(self.totals), self.actor_ref))
 
     def on_failure(self, *_exc_info: Any) -> None:
         """A crashed channel's counts still count."""

@@ -10,8 +10,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import re
+    from collections.abc import Mapping
+
     from pykka import ActorRef
 
+    from dispatchd.access import Grant
     from dispatchd.actors.content import Entry, Message
     from dispatchd.actors.routing import RoutingSnapshot
     from dispatchd.actors.stats import MessageTotals
@@ -49,6 +53,7 @@ class Request:
     reply_to: ActorRef[Any]
     connection_id: int
     consumer: ActorRef[Any] | None = None
+    user: str | None = None  # whose permissions apply; None: the broker's own request
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +66,23 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class ResolveExchange:
-    """Ask the vhost for an exchange's actor, to publish to it."""
+    """Ask the vhost for an exchange's actor, to publish to it as ``user``."""
 
     name: str
     reply_to: ActorRef[Any]
+    user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ExchangeResolved:
-    """The exchange's actor (None when there is no such exchange) and whether it is internal."""
+    """The exchange's actor (None when there is no such exchange), whether it is internal,
+    and the user's topic write permission on it; or why the user may not publish to it."""
 
     name: str
     ref: ActorRef[Any] | None
     internal: bool = False
+    topic_write: re.Pattern[str] | None = None  # routing keys the user may publish with
+    refused: AMQPError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +90,19 @@ class ChannelStopped:
     """Channel -> vhost: a channel stopped; what it counted joins the vhost's totals."""
 
     totals: MessageTotals
+    channel: ActorRef[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessChanged:
+    """Broker -> vhost: the permissions in the vhost changed; these are everyone's now."""
+
+    grants: Mapping[str, Grant]
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetExchanges:
+    """Vhost -> channel: permissions changed; resolve exchanges again before publishing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +237,7 @@ class AddConsumer:
     nowait: bool
     arguments: dict[str, Any]
     windowed: bool = False  # the channel has a global prefetch: deliver only within WindowGrants
+    user: str | None = None  # whose read permission applies
 
 
 @dataclass(frozen=True, slots=True)

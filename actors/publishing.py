@@ -9,6 +9,7 @@ come after them (:meth:`Publishing.flush`).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pykka import ActorRef
@@ -24,12 +25,15 @@ class Publishing:
     __slots__ = ("batches", "exchanges")
 
     def __init__(self) -> None:
-        self.exchanges: dict[str, tuple[ActorRef[Any], bool]] = {}  # name -> (actor, internal)
+        # name -> (actor, internal, the user's topic write permission on it)
+        self.exchanges: dict[str, tuple[ActorRef[Any], bool, re.Pattern[str] | None]] = {}
         self.batches: dict[ActorRef[Any], tuple[list[Message], list[int]]] = {}
 
-    def remember(self, name: str, ref: ActorRef[Any], internal: bool) -> None:
+    def remember(
+        self, name: str, ref: ActorRef[Any], internal: bool, topic_write: re.Pattern[str] | None
+    ) -> None:
         """The vhost resolved ``name``."""
-        self.exchanges[name] = (ref, internal)
+        self.exchanges[name] = (ref, internal, topic_write)
 
     def add(self, exchange: ActorRef[Any], message: Message, seq: int = 0) -> None:
         """Collect a publish (with its confirm number, if any) for ``exchange``."""

@@ -34,6 +34,7 @@ from dispatchd.actors.content import Entry
 from dispatchd.actors.durable import QueueStorage
 from dispatchd.actors.exchange import ExchangeActor
 from dispatchd.actors.messages import (
+    AccessChanged,
     AddConsumer,
     AddReplyName,
     ChannelStopped,
@@ -41,6 +42,7 @@ from dispatchd.actors.messages import (
     DeadLetters,
     DeleteOutcome,
     ExchangeResolved,
+    ForgetExchanges,
     Publish,
     RemoveReplyName,
     Reply,
@@ -61,7 +63,7 @@ from dispatchd.actors.routing import (
     thaw,
 )
 from dispatchd.actors.routing.bindings import VhostBindings
-from dispatchd.actors.routing.terms import exactly_equal, field_type, printed
+from dispatchd.actors.routing.terms import as_text, exactly_equal, field_type, printed
 from dispatchd.actors.runtime import ActorFailed, LoopActor, handles, post
 from dispatchd.actors.stats import MessageTotals
 from dispatchd.store.actor import DeleteExchange, SaveBinding, SaveExchange, SaveQueue, StoreFailed
@@ -78,6 +80,9 @@ from dispatchd.wire.errors import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from dispatchd.access import Grant
     from dispatchd.store.recovery import Recovered
 
 log = logging.getLogger("dispatchd.vhost")
@@ -185,8 +190,11 @@ class VhostActor(LoopActor):
         recovered: Recovered | None = None,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
         ids: StoreIds | None = None,
+        grants: Mapping[str, Grant] | None = None,
     ) -> None:
         super().__init__(name=name)
+        self.grants: Mapping[str, Grant] = grants or {}  # user -> what they may do here
+        self.publishers: dict[ActorRef[Any], None] = {}  # channels that resolved exchanges
         self.vhost_name = name
         self.memory_limit = memory_limit  # ready messages a durable queue keeps in memory
         self.store = store  # durable declarations are saved there; None: nothing persists
@@ -261,6 +269,32 @@ class VhostActor(LoopActor):
             "It could be originally declared on another connection or the exclusive "
             "property value does not match that of the original declaration.",
         )
+
+    def _permit(self, user: str | None, permission: str, kind: str, name: str) -> None:
+        """403 unless ``user`` has ``permission`` on the resource (None: the broker itself).
+
+        The default exchange is ``amq.default`` to permissions, as in RabbitMQ.
+        """
+        if user is None:
+            return
+        if kind == "exchange" and name == "":
+            name = "amq.default"
+        grant = self.grants.get(user)
+        if grant is None or not grant.allows(permission, name):
+            raise access_refused(f"access to {self._where(kind, name)} refused for user '{user}'")
+
+    def _permit_topic(
+        self, user: str | None, permission: str, exchange: ExchangeInfo, routing_key: str
+    ) -> None:
+        """403 unless ``user``'s topic permission on a topic exchange covers the key."""
+        if user is None or exchange.type != "topic":
+            return
+        grant = self.grants.get(user)
+        if grant is not None and not grant.allows_topic(permission, exchange.name, routing_key):
+            raise access_refused(
+                f"access to topic '{routing_key}' in "
+                f"{self._where('exchange', exchange.name)} refused for user '{user}'"
+            )
 
     @staticmethod
     def _not_default(name: str) -> None:
@@ -374,15 +408,19 @@ class VhostActor(LoopActor):
             return
         self._check_type(m.type)
         self._not_default(name)
+        self._permit(req.user, "configure", "exchange", name)
         info = self.exchanges.get(name)
         if info is None:
             self._check_name("exchange", name)
             alternate = m.arguments.get("alternate-exchange", _ABSENT)
-            if alternate is not _ABSENT and field_type(alternate) != "longstr":
-                raise precondition_failed(
-                    f"invalid type '{field_type(alternate)}' for arg 'alternate-exchange' "
-                    f"in {self._where('exchange', name)}",
-                )
+            if alternate is not _ABSENT:
+                if field_type(alternate) != "longstr":
+                    raise precondition_failed(
+                        f"invalid type '{field_type(alternate)}' for arg 'alternate-exchange' "
+                        f"in {self._where('exchange', name)}",
+                    )
+                self._permit(req.user, "read", "exchange", name)
+                self._permit(req.user, "write", "exchange", as_text(alternate))
             self._create_exchange(name, m.type, m.durable, m.auto_delete, m.internal, m.arguments)
             if m.durable:
                 write = SaveExchange(
@@ -418,6 +456,7 @@ class VhostActor(LoopActor):
         self._not_default(name)
         if name.startswith("amq."):
             raise access_refused(f"deletion of system {self._where('exchange', name)} not allowed")
+        self._permit(req.user, "configure", "exchange", name)
         info = self.exchanges.get(name)
         if info is not None:
             if m.if_unused and self.bindings.has_source(name):
@@ -450,13 +489,31 @@ class VhostActor(LoopActor):
 
     @handles(ResolveExchange)
     def on_resolve_exchange(self, msg: ResolveExchange) -> None:
+        """The exchange a channel publishes to, once its user may write to it."""
+        self.publishers[msg.reply_to] = None
+        try:
+            self._permit(msg.user, "write", "exchange", msg.name)
+        except AMQPError as error:
+            post(msg.reply_to, ExchangeResolved(msg.name, None, refused=error))
+            return
         info = self.exchanges.get(msg.name)
-        post(
-            msg.reply_to,
-            ExchangeResolved(
-                msg.name, info.ref if info else None, info.internal if info else False
-            ),
-        )
+        if info is None:
+            post(msg.reply_to, ExchangeResolved(msg.name, None))
+            return
+        topic = None
+        grant = self.grants.get(msg.user) if msg.user is not None else None
+        if grant is not None and info.type == "topic":
+            patterns = grant.topics.get(info.name)
+            topic = patterns[0] if patterns is not None else None
+        post(msg.reply_to, ExchangeResolved(msg.name, info.ref, info.internal, topic))
+
+    @handles(AccessChanged)
+    def on_access_changed(self, msg: AccessChanged) -> None:
+        """New permissions: every later request is checked against them, and channels that
+        publish resolve their exchanges (and so their write permission) again."""
+        self.grants = msg.grants
+        for channel in self.publishers:
+            post(channel, ForgetExchanges())
 
     @handles(DeadLetters)
     def on_dead_letters(self, msg: DeadLetters) -> None:
@@ -473,14 +530,18 @@ class VhostActor(LoopActor):
     def _exchange_bind(self, req: Request) -> None:
         m = req.method
         source, destination = strip_cr_lf(m.source), strip_cr_lf(m.destination)
+        self._permit(req.user, "write", "exchange", destination)
         self._not_default(destination)
         self._not_default(source)
+        self._permit(req.user, "read", "exchange", source)
         self._binding_action(req, source, "exchange", destination, m.routing_key, m.arguments)
 
     def _queue_bind(self, req: Request) -> None:
         m = req.method
         exchange = strip_cr_lf(m.exchange)
+        self._permit(req.user, "write", "queue", strip_cr_lf(m.queue))
         self._not_default(exchange)
+        self._permit(req.user, "read", "exchange", exchange)
         self._binding_action(
             req, exchange, "queue", strip_cr_lf(m.queue), m.routing_key, m.arguments
         )
@@ -500,6 +561,8 @@ class VhostActor(LoopActor):
         dest: ExchangeInfo | QueueInfo | None = (
             self.queues.get(dest_name) if dest_kind == "queue" else self.exchanges.get(dest_name)
         )
+        if source is not None:
+            self._permit_topic(req.user, "read", source, routing_key)
         key = BindingKey(source_name, dest_kind, dest_name, routing_key, freeze(arguments))
         ok = BINDING_REPLIES[type(req.method)]()
         if unbind and (source is None or dest is None or key not in self.bindings):
@@ -567,6 +630,7 @@ class VhostActor(LoopActor):
             name = "amq.gen-" + secrets.token_urlsafe(16)
         else:
             self._check_name("queue", name)
+        self._permit(req.user, "configure", "queue", name)
         info = self.queues.get(name)
         if info is not None:
             if info.exclusive_owner != owner:
@@ -579,7 +643,7 @@ class VhostActor(LoopActor):
             self._assert_args("queue", name, QUEUE_EQUIVALENCE_ARGS, m.arguments, info.arguments)
             self._forward(info, req)
             return
-        self._check_arguments(name, m.arguments)
+        self._check_arguments(name, m.arguments, req.user)
         queue_id = self.ids.queue_id() if durable and self.store is not None else 0
         self._start_queue(name, durable, owner, m.auto_delete, m.arguments, queue_id, [])
         ok = spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=0)
@@ -590,14 +654,18 @@ class VhostActor(LoopActor):
         else:
             self._reply(req, ok)
 
-    def _check_arguments(self, name: str, arguments: dict[str, Any]) -> None:
-        """406 for a new queue's first invalid argument, in RabbitMQ's order and words."""
+    def _check_arguments(self, name: str, arguments: dict[str, Any], user: str | None) -> None:
+        """406 for a new queue's first invalid argument, in RabbitMQ's order and words; a
+        dead-letter exchange needs read on the queue and write on that exchange (403)."""
         where = self._where("queue", name)
         dlx_type = dead_letter_exchange_error(arguments)
         if dlx_type is not None:
             raise precondition_failed(
                 f"invalid type '{dlx_type}' for arg 'x-dead-letter-exchange' in {where}"
             )
+        if "x-dead-letter-exchange" in arguments:
+            self._permit(user, "read", "queue", name)
+            self._permit(user, "write", "exchange", as_text(arguments["x-dead-letter-exchange"]))
         error = argument_error(arguments)
         if error is not None:
             raise precondition_failed(f"invalid arg '{error[0]}' for {where}: {error[1]}")
@@ -638,11 +706,14 @@ class VhostActor(LoopActor):
             post(info.ref, req)
 
     def _forward_to_queue(self, req: Request) -> None:
+        """Purge and get: they need read on the queue."""
+        self._permit(req.user, "read", "queue", req.method.queue)
         self._forward(self._queue(req.method.queue, req), req)
 
     @handles(AddConsumer)
     def on_add_consumer(self, add: AddConsumer) -> None:
         try:
+            self._permit(add.user, "read", "queue", add.queue)
             info = self._queue(add.queue, add)
             invalid = argument_error(add.arguments, CONSUME_VALIDATORS)
             if invalid is not None:
@@ -655,6 +726,7 @@ class VhostActor(LoopActor):
 
     def _queue_delete(self, req: Request) -> None:
         m: spec.QueueDelete = req.method  # type: ignore[assignment]
+        self._permit(req.user, "configure", "queue", strip_cr_lf(m.queue))
         info = self.queues.get(strip_cr_lf(m.queue))
         if info is None:
             self._reply(req, spec.QueueDeleteOk(message_count=0))
@@ -745,6 +817,7 @@ class VhostActor(LoopActor):
     def on_channel_stopped(self, msg: ChannelStopped) -> None:
         """A channel stopped: its counts join the vhost's totals."""
         self.closed_channels.add(msg.totals)
+        self.publishers.pop(msg.channel, None)
 
     def consistency_problems(self) -> list[str]:
         """Where the binding index, the exchange routers and the routes they were sent

@@ -245,7 +245,7 @@ class Commands:
 
         async def apply() -> list[str]:
             for name in vhosts:
-                self.broker.add_vhost(name)
+                self.broker.start_vhost(name)
             errors: list[str] = []
             for what, where, method in declarations:
                 try:

@@ -22,20 +22,20 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import quote
 
 from dispatchd import __version__
+from dispatchd.access import Vhost
 from dispatchd.actors.routing import ROUTERS
 from dispatchd.actors.runtime import ActorInfo
 from dispatchd.admin.rates import RateTracker
 from dispatchd.admin.snapshot import ConnectionState, Snapshot
-from dispatchd.passwords import DEFAULT_HASHING, hash_password
 
 __all__ = ["Records"]
 
 PRODUCT = "dispatchd"
-HASHING = DEFAULT_HASHING
 
 
 def _details(record: dict[str, Any], name: str, value: float, rate: float) -> None:
@@ -51,13 +51,6 @@ def _counts(described: Mapping[str, Any]) -> dict[str, int]:
         "deliver_get": described.get("delivered", 0),
         "ack": described.get("acked", 0),
     }
-
-
-def password_hash(user: str, password: str) -> str:
-    """RabbitMQ's ``rabbit_password_hashing_sha256`` hash of the password, its 4-byte salt
-    derived from the user name, so an export is stable from call to call."""
-    salt = hashlib.sha256(f"dispatchd:{user}".encode()).digest()[:4]
-    return hash_password(password, HASHING, salt)
 
 
 def properties_key(routing_key: str, arguments: Mapping[str, Any]) -> str:
@@ -424,12 +417,13 @@ class Records:
         queues = self.queues(vhost)
         out = []
         for vname, _ in self._vhost_views(vhost):
+            meta = self.snap.access.vhosts.get(vname) or Vhost(vname)
             record: dict[str, Any] = {
                 "name": vname,
-                "description": "",
-                "tags": [],
-                "metadata": {"description": "", "tags": []},
-                "default_queue_type": "classic",
+                "description": meta.description,
+                "tags": list(meta.tags),
+                "metadata": {"description": meta.description, "tags": list(meta.tags)},
+                "default_queue_type": meta.default_queue_type,
                 "tracing": False,
                 "cluster_state": {self.node: "running"},
             }
@@ -440,16 +434,45 @@ class Records:
         return out
 
     def users(self) -> list[dict[str, Any]]:
-        """``GET /api/users``: every user is an administrator (dispatchd has no tags yet)."""
+        """``GET /api/users``."""
         return [
             {
-                "name": name,
-                "password_hash": password_hash(name, password),
-                "hashing_algorithm": HASHING,
-                "tags": ["administrator"],
-                "limits": {},
+                "name": u.name,
+                "password_hash": u.password_hash,
+                "hashing_algorithm": u.hashing_algorithm,
+                "tags": list(u.tags),
+                "limits": dict(u.limits),
             }
-            for name, password in sorted(self.snap.users.items())
+            for u in sorted(self.snap.access.users.values(), key=lambda u: u.name)
+        ]
+
+    def permissions(self) -> list[dict[str, Any]]:
+        """``GET /api/permissions``."""
+        return [
+            {
+                "user": user,
+                "vhost": vhost,
+                "configure": p.configure,
+                "write": p.write,
+                "read": p.read,
+            }
+            for (vhost, user), p in sorted(self.snap.access.permissions.items())
+        ]
+
+    def topic_permissions(self) -> list[dict[str, Any]]:
+        """``GET /api/topic-permissions``."""
+        return [
+            {"user": user, "vhost": vhost} | asdict(t)
+            for (vhost, user), topics in sorted(self.snap.access.topic_permissions.items())
+            for t in topics.values()
+        ]
+
+    def vhost_limits(self) -> list[dict[str, Any]]:
+        """``GET /api/vhost-limits``: the vhosts that have limits."""
+        return [
+            {"vhost": v.name, "value": dict(v.limits)}
+            for v in sorted(self.snap.access.vhosts.values(), key=lambda v: v.name)
+            if v.limits
         ]
 
     # ----- definitions
@@ -475,20 +498,28 @@ class Records:
             users = self.users()
             for user in users:
                 del user["limits"]
-            names = sorted(self.snap.vhosts)
+            vhosts = sorted(self.snap.access.vhosts.values(), key=lambda v: v.name)
             body |= {
                 "users": users,
                 "vhosts": [
-                    {"name": n, "limits": [], "metadata": {"description": "", "tags": []}}
-                    for n in names
+                    {
+                        "name": v.name,
+                        "limits": [],
+                        "metadata": {"description": v.description, "tags": list(v.tags)},
+                    }
+                    for v in vhosts
                 ],
-                "permissions": [
-                    {"user": u["name"], "vhost": n, "configure": ".*", "write": ".*", "read": ".*"}
-                    for u in users
-                    for n in names
+                "permissions": self.permissions(),
+                "topic_permissions": self.topic_permissions(),
+                "parameters": [
+                    {
+                        "value": limits["value"],
+                        "vhost": limits["vhost"],
+                        "component": "vhost-limits",
+                        "name": "limits",
+                    }
+                    for limits in self.vhost_limits()
                 ],
-                "topic_permissions": [],
-                "parameters": [],
                 "global_parameters": [{"name": "cluster_name", "value": self.node}],
                 "policies": [],
             }

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pykka import ActorDeadError
 
+from dispatchd.access import AccessControl
 from dispatchd.actors.runtime import ActorInfo, Describe, LoopActorRef, LoopFuture
 from dispatchd.actors.stats import MessageTotals
 from dispatchd.store.actor import CommitStats
@@ -73,7 +74,7 @@ class Snapshot:
     described: Mapping[str, Mapping[str, Any]]  # URN -> describe(); absent: no answer in time
     connections: tuple[ConnectionState, ...]
     vhosts: Mapping[str, str]  # vhost name -> vhost actor URN
-    users: Mapping[str, str]  # user name -> password (for export hashing only)
+    access: AccessControl  # a copy: users, vhosts' metadata, permissions
     closed_channels: MessageTotals  # counts of the channels that have stopped
     commits: CommitStats | None  # the store's commits so far (None: no store)
     by_urn: Mapping[str, ActorInfo] = field(default_factory=dict)
@@ -185,7 +186,6 @@ async def collect(
     actors = tuple(runtime.snapshot())
     connections = tuple(_connection_state(p) for p in list(broker.connections.values()))
     vhosts = {name: ref.actor_urn for name, ref in broker.vhosts.items()}
-    users = dict(broker.users)
     refs = {}
     for info in actors:
         ref = runtime.lookup(info.urn)
@@ -202,7 +202,7 @@ async def collect(
         described=described,
         connections=connections,
         vhosts=vhosts,
-        users=users,
+        access=broker.access.copy(),
         closed_channels=_closed_channels(
             vhosts, described, {} if last_closed is None else last_closed
         ),

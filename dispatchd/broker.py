@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pykka import ActorRef
 
 from dispatchd import __version__
+from dispatchd.access import AccessControl
 from dispatchd.actors.channel import ChannelActor
 from dispatchd.actors.connection import ConnectionActor
 from dispatchd.actors.vhost import VhostActor
@@ -55,6 +56,7 @@ class Broker:
         store: ActorRef[Any] | None = None,
         recovered: Recovered | None = None,
         commits: CommitStats | None = None,
+        access: AccessControl | None = None,
     ) -> None:
         self.settings = settings
         self.runtime = runtime
@@ -65,7 +67,7 @@ class Broker:
             recovered.max_message_id if recovered else 0,
         )
         self.commits = commits  # the store's group commits (recorded on the loop), if any
-        self.users: dict[str, str] = {"guest": "guest"}
+        self.access = access if access is not None else AccessControl()
         self.loopback_users = user_list(settings.loopback_users)
         self.vhosts: dict[str, ActorRef[Any]] = {}
         self.connections: dict[int, AMQPProtocol] = {}
@@ -84,12 +86,13 @@ class Broker:
         self._drained: asyncio.Event | None = None  # set when the last connection is gone
 
     def start(self) -> None:
-        """Start the actors every broker has (the default vhost). Call on the loop thread."""
-        self.add_vhost("/")
-        self.recovered = None  # handed over; the vhost keeps what it needs
+        """Start an actor for every vhost the store knows. Call on the loop thread."""
+        for name in self.access.vhosts:
+            self.start_vhost(name)
+        self.recovered = None  # handed over; the vhosts keep what they need
 
-    def add_vhost(self, name: str) -> ActorRef[Any]:
-        """The vhost called ``name``, started now if it does not exist (definitions import)."""
+    def start_vhost(self, name: str) -> ActorRef[Any]:
+        """The actor of vhost ``name`` (which ``access`` knows), started now if need be."""
         ref = self.vhosts.get(name)
         if ref is None:
             ref = self.vhosts[name] = self.runtime.start(
@@ -99,12 +102,21 @@ class Broker:
                 self.recovered,
                 self.settings.queue_memory_limit,
                 self.ids,
+                self.access.grants(name),
             )
         return ref
 
     def check_password(self, user: str, password: str) -> bool:
-        """Whether the credentials match a known user."""
-        return self.users.get(user) == password
+        """Whether the credentials are a user's (one with a password)."""
+        return self.access.authenticate(user, password) is not None
+
+    def vhost_refusal(self, vhost: str, user: str) -> str | None:
+        """Why ``user`` may not open ``vhost`` (None: they may), in RabbitMQ's words."""
+        if vhost not in self.access.vhosts or vhost not in self.vhosts:
+            return f"vhost {vhost} not found"
+        if (vhost, user) not in self.access.permissions:
+            return f"access to vhost '{vhost}' refused for user '{user}'"
+        return None
 
     # ----- connections
 

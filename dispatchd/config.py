@@ -35,6 +35,18 @@ class Settings:
         default="guest",
         metadata={"help": "users who may only connect from loopback (comma-separated; '' = none)"},
     )
+    default_user: str = field(
+        default="guest", metadata={"help": "user the first start creates, with full permissions"}
+    )
+    default_pass: str = field(default="guest", metadata={"help": "that user's password"})
+    default_vhost: str = field(default="/", metadata={"help": "vhost the first start creates"})
+    load_definitions: str = field(
+        default="",
+        metadata={
+            "help": "definitions file (JSON, RabbitMQ's format) imported at every start; "
+            "with it the first start creates no default user or vhost"
+        },
+    )
     queue_memory_limit: int = field(
         default=10_000,
         metadata={

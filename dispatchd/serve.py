@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+import peewee
 import uvloop
 
 from dispatchd import __version__, admin
@@ -20,7 +21,7 @@ from dispatchd.actors.ready import max_priority
 from dispatchd.actors.runtime import Runtime
 from dispatchd.broker import Broker
 from dispatchd.config import Settings
-from dispatchd.store import database, recovery
+from dispatchd.store import accounts, database, recovery
 from dispatchd.store.actor import CommitStats, StoreActor
 from dispatchd.store.database import StoreError
 from dispatchd.wire.protocol import AMQPProtocol
@@ -51,11 +52,24 @@ async def serve(
     try:
         db = database.connect(settings.store or str(data_dir))
         recovered = recovery.load(db, settings.queue_memory_limit, unpaged=max_priority)
-    except StoreError as exc:
+        access = accounts.load(db)
+        if not accounts.initialised(db) and not settings.load_definitions:
+            named = [x.vhost for x in recovered.exchanges] + [q.vhost for q in recovered.queues]
+            vhosts = [settings.default_vhost, *named]
+            accounts.create_defaults(
+                db, access, settings.default_user, settings.default_pass, vhosts
+            )
+            accounts.mark_initialised(db)
+            log.info(
+                "first start: created vhost '%s' and user '%s'",
+                settings.default_vhost,
+                settings.default_user,
+            )
+    except (StoreError, peewee.DatabaseError) as exc:
         raise SystemExit(f"dispatchd: {exc}") from exc
     commits = CommitStats()
     store = StoreActor.start(db, loop, commits)
-    broker = Broker(settings, runtime, store, recovered, commits)
+    broker = Broker(settings, runtime, store, recovered, commits, access)
     broker.start()
     try:
         server = await loop.create_server(

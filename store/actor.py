@@ -23,6 +23,7 @@ from pykka import ActorRef
 
 from dispatchd.actors.content import Message
 from dispatchd.actors.runtime import post
+from dispatchd.store import accounts
 from dispatchd.store.models import (
     BindingRow,
     ExchangeRow,
@@ -251,6 +252,8 @@ class StoreActor(pykka.ThreadingActor):
             DeleteQueue: self._delete_queue,
             SaveBinding: self._save_binding,
         }
+        for kind, writer in accounts.WRITERS.items():
+            self._handlers[kind] = self._after_rows(writer)
 
     def on_start(self) -> None:
         """The models' database binding is per thread: bind them in the store's own."""
@@ -342,6 +345,15 @@ class StoreActor(pykka.ThreadingActor):
             cursor.executemany(self.sql_orphan, batch.orphans)
         batch.messages, batch.placements, batch.removals = [], [], []
         batch.orphans, batch.delivered = [], []
+
+    def _after_rows(self, writer: Callable[[Any], None]) -> Callable[[Any], None]:
+        """A writer that runs after the batch's pending message rows (it may delete them)."""
+
+        def run(message: Any) -> None:
+            self._flush_rows()
+            writer(message)
+
+        return run
 
     def _save_exchange(self, msg: SaveExchange) -> None:
         self._flush_rows()

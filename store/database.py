@@ -8,7 +8,15 @@ from pathlib import Path
 import peewee as pw
 from playhouse.migrate import SchemaMigrator, migrate
 
-from dispatchd.store.models import MODELS, SCHEMA_VERSION, QueueMessageRow, SchemaVersion, bind
+from dispatchd.store.models import (
+    MODELS,
+    SCHEMA_VERSION,
+    QueueMessageRow,
+    SchemaVersion,
+    UserRow,
+    VhostRow,
+    bind,
+)
 
 log = logging.getLogger("dispatchd.store")
 
@@ -36,24 +44,37 @@ def connect(url_or_dir: str) -> pw.Database:
     try:
         db.connect(reuse_if_open=True)
         with db.atomic():
+            fresh = not db.table_exists(SchemaVersion._meta.table_name)
+            if not fresh:
+                (version,) = db.execute_sql("SELECT version FROM schema_version").fetchone()
+                _upgrade(db, version)
             db.create_tables(MODELS, safe=True)
-            row = SchemaVersion.select().first()
-            if row is None:
+            if fresh:
                 SchemaVersion.create(version=SCHEMA_VERSION)
-            elif row.version == 1:  # version 2 added queue_messages.expires
-                migrate(
-                    SchemaMigrator.from_database(db).add_column(
-                        QueueMessageRow._meta.table_name, "expires", QueueMessageRow.expires
-                    )
-                )
-                SchemaVersion.update(version=SCHEMA_VERSION).execute()
-                log.info("store schema upgraded from version 1 to %d", SCHEMA_VERSION)
-            elif row.version != SCHEMA_VERSION:
-                raise StoreError(
-                    f"data was written with schema version {row.version}; "
-                    f"this dispatchd reads version {SCHEMA_VERSION}"
-                )
     except pw.DatabaseError as exc:
         db.close()
         raise StoreError(f"cannot open the store at {url_or_dir}: {exc}") from exc
     return db
+
+
+def _upgrade(db: pw.Database, version: int) -> None:
+    """Bring a store written by an older dispatchd up to ``SCHEMA_VERSION``, step by step."""
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"data was written with schema version {version}; "
+            f"this dispatchd reads version {SCHEMA_VERSION}"
+        )
+    if version < 2:  # queue_messages.expires
+        _add_column(db, QueueMessageRow, QueueMessageRow.expires)
+    if version < 3:  # users, vhosts, permissions; the old users and vhosts tables were unused
+        db.drop_tables([UserRow, VhostRow], safe=True)
+        _add_column(db, SchemaVersion, SchemaVersion.initialised)
+    if version < SCHEMA_VERSION:
+        SchemaVersion.update(version=SCHEMA_VERSION).execute()
+        log.info("store schema upgraded from version %d to %d", version, SCHEMA_VERSION)
+
+
+def _add_column(db: pw.Database, model: type[pw.Model], column: pw.Field) -> None:
+    table = model._meta.table_name
+    if column.column_name not in {c.name for c in db.get_columns(table)}:
+        migrate(SchemaMigrator.from_database(db).add_column(table, column.column_name, column))

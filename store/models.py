@@ -12,7 +12,7 @@ from __future__ import annotations
 import peewee as pw
 from playhouse.shortcuts import ThreadSafeDatabaseMetadata
 
-SCHEMA_VERSION = 2  # 2: queue_messages.expires
+SCHEMA_VERSION = 3  # 2: queue_messages.expires; 3: users, vhosts, permissions
 
 
 class BaseModel(pw.Model):
@@ -26,29 +26,64 @@ class SchemaVersion(BaseModel):
     """One row: the schema version this data dir was written with."""
 
     version = pw.IntegerField()
+    initialised = pw.BooleanField(default=False)  # the first start's users and vhosts exist
 
     class Meta:
         table_name = "schema_version"
 
 
 class VhostRow(BaseModel):
-    """A virtual host."""
+    """A virtual host and its metadata; ``limits`` is a JSON object."""
 
     name = pw.CharField(max_length=255, unique=True)
+    description = pw.TextField(default="")
+    tags = pw.TextField(default="")  # comma-separated
+    default_queue_type = pw.CharField(max_length=32, default="undefined")
+    limits = pw.TextField(default="{}")
 
     class Meta:
         table_name = "vhosts"
 
 
 class UserRow(BaseModel):
-    """A user who may log in."""
+    """A user; an empty ``password_hash`` is a user without a password."""
 
     name = pw.CharField(max_length=255, unique=True)
-    password_hash = pw.CharField(max_length=255)
-    tags = pw.CharField(max_length=255, default="")
+    password_hash = pw.CharField(max_length=255, default="")
+    hashing_algorithm = pw.CharField(max_length=64)
+    tags = pw.TextField(default="")  # comma-separated
+    limits = pw.TextField(default="{}")
 
     class Meta:
         table_name = "users"
+
+
+class PermissionRow(BaseModel):
+    """A user's configure / write / read regexes in one vhost."""
+
+    vhost = pw.CharField(max_length=255)
+    user = pw.CharField(max_length=255)
+    configure = pw.TextField()
+    write = pw.TextField()
+    read = pw.TextField()
+
+    class Meta:
+        table_name = "permissions"
+        indexes = ((("vhost", "user"), True),)
+
+
+class TopicPermissionRow(BaseModel):
+    """A user's routing-key regexes on one topic exchange of one vhost."""
+
+    vhost = pw.CharField(max_length=255)
+    user = pw.CharField(max_length=255)
+    exchange = pw.CharField(max_length=255)
+    write = pw.TextField()
+    read = pw.TextField()
+
+    class Meta:
+        table_name = "topic_permissions"
+        indexes = ((("vhost", "user", "exchange"), True),)
 
 
 class ExchangeRow(BaseModel):
@@ -126,6 +161,8 @@ MODELS: list[type[BaseModel]] = [
     SchemaVersion,
     VhostRow,
     UserRow,
+    PermissionRow,
+    TopicPermissionRow,
     ExchangeRow,
     QueueRow,
     BindingRow,

@@ -16,7 +16,8 @@ import pytest
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
 from dispatchd.admin.rates import RateTracker
-from dispatchd.admin.records import password_hash, properties_key
+from dispatchd.admin.records import properties_key
+from dispatchd.passwords import check_password
 from tests.admin_support import (
     AdminClient,
     admin_broker,  # noqa: F401 - fixture
@@ -305,7 +306,7 @@ def test_vhosts_users_whoami(api) -> None:
     assert api.get("/api/vhosts/%2F")["name"] == "/"
     [guest] = api.get("/api/users")
     assert guest["name"] == "guest" and guest["tags"] == ["administrator"]
-    assert guest["password_hash"] == password_hash("guest", "guest")
+    assert check_password("guest", guest["password_hash"])
     assert guest["hashing_algorithm"] == "rabbit_password_hashing_sha256"
     assert "guest" not in guest["password_hash"]
     assert api.get("/api/whoami") == {"name": "guest", "tags": ["administrator"]}

@@ -25,6 +25,7 @@ from dispatchd.store.actor import (
     UnstoreMessages,
 )
 from dispatchd.store.database import StoreError, connect
+from dispatchd.store.models import SCHEMA_VERSION
 from tests.support.actors import Collector
 
 
@@ -187,7 +188,7 @@ def test_version_1_store_is_upgraded_keeping_its_messages(tmp_path: Path) -> Non
     db.close()
     db = connect(str(tmp_path))
     try:
-        assert db.execute_sql("SELECT version FROM schema_version").fetchone() == (2,)
+        assert db.execute_sql("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
         (queue,) = recovery.load(db).queues
         assert [(p, m.body, expires) for p, m, _, expires in queue.messages] == [(1, b"hi", 0)]
     finally:

@@ -98,10 +98,12 @@ class Server(Protocol):
     settings: Limits
     server_properties: Mapping[str, Any]  # connection.start's, capabilities included
     loopback_users: Container[str]  # users who may only log in from a loopback address
-    vhosts: Container[str]
 
     def check_password(self, user: str, password: str) -> bool:
         """Whether the credentials match a known user."""
+
+    def vhost_refusal(self, vhost: str, user: str) -> str | None:
+        """Why ``user`` may not open ``vhost`` (None: they may)."""
 
     def connection_opened(self, protocol: AMQPProtocol) -> int:
         """A socket was accepted; returns the connection's id."""
@@ -421,8 +423,9 @@ class AMQPProtocol(asyncio.Protocol):
 
     def _open(self, method: spec.ConnectionOpen) -> None:
         vhost = method.virtual_host
-        if vhost not in self.broker.vhosts:
-            raise not_allowed(f"vhost {vhost} not found", 10, 40)
+        refusal = self.broker.vhost_refusal(vhost, self.user)
+        if refusal is not None:
+            raise not_allowed(refusal, 10, 40)
         self.vhost = vhost
         self.state = RUNNING
         if self._handshake_timer is not None:
