@@ -6,5 +6,6 @@ ROOTS = ("actors", "wire", "store", "admin")
 
 setup(
     packages=["dispatchd"]
+    + [f"dispatchd.{name}" for name in find_packages("dispatchd")]
     + [f"dispatchd.{name}" for name in find_packages(include=[f"{r}*" for r in ROOTS])],
 )

@@ -101,6 +101,12 @@ class AccessChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class StopVhost:
+    """Broker -> vhost (asked): the vhost is deleted; stop every queue and exchange actor and
+    answer with their stop futures."""
+
+
+@dataclass(frozen=True, slots=True)
 class ForgetExchanges:
     """Vhost -> channel: permissions changed; resolve exchanges again before publishing."""
 

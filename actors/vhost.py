@@ -49,6 +49,7 @@ from dispatchd.actors.messages import (
     Request,
     ResolveExchange,
     RoutingChanged,
+    StopVhost,
 )
 from dispatchd.actors.queue import Declaration, QueueActor
 from dispatchd.actors.ready import DEFAULT_MEMORY_LIMIT
@@ -506,6 +507,15 @@ class VhostActor(LoopActor):
             patterns = grant.topics.get(info.name)
             topic = patterns[0] if patterns is not None else None
         post(msg.reply_to, ExchangeResolved(msg.name, info.ref, info.internal, topic))
+
+    @handles(StopVhost)
+    def on_stop_vhost(self, _msg: StopVhost) -> list[Any]:
+        """The vhost is deleted: its queues and exchanges stop (their stop futures)."""
+        refs = [q.ref for q in self.queues.values()] + [x.ref for x in self.exchanges.values()]
+        self.queues.clear()
+        self.exchanges.clear()
+        self.exclusive.clear()
+        return [ref.stop(block=False) for ref in refs]
 
     @handles(AccessChanged)
     def on_access_changed(self, msg: AccessChanged) -> None:

@@ -3,7 +3,7 @@
 Each command is a coroutine run on the loop thread (``Commands.run`` hands it over from the
 admin thread and waits, bounded). Queue and exchange work goes through the same ``Request``
 messages a channel sends, so the vhost and queue actors apply their usual rules; the reply
-comes back to a one-shot :class:`ReplyCatcher` actor instead of a channel.
+comes back to a one-shot ``ReplyCatcher`` actor instead of a channel (``dispatchd.management``).
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dispatchd.actors.messages import GetResult, Reply, Request, Settle
-from dispatchd.actors.runtime import Describe, LoopActor, LoopActorRef, handles, post
+from dispatchd.access import AccessError
+from dispatchd.actors.messages import GetResult, Reply, Settle
+from dispatchd.actors.runtime import Describe, LoopActorRef, post
+from dispatchd.management import Management
 from dispatchd.wire import spec
 
 if TYPE_CHECKING:
     from dispatchd.actors.content import Entry
     from dispatchd.broker import Broker
 
-__all__ = ["ACK_MODES", "CommandError", "Commands", "NotFound", "ReplyCatcher"]
+__all__ = ["ACK_MODES", "CommandError", "Commands", "NotFound"]
 
 T = TypeVar("T")
 
@@ -45,31 +47,6 @@ class NotFound(LookupError):
 
 class CommandError(ValueError):
     """The broker refused a command (HTTP 400, with the AMQP error's text as the reason)."""
-
-
-class ReplyCatcher(LoopActor):
-    """A one-shot actor that stands in for a channel: hands its first message to a future."""
-
-    kind = "admin"
-
-    def __init__(self, future: asyncio.Future[Any]) -> None:
-        super().__init__(name="admin request")
-        self.future = future
-
-    @handles(Reply)
-    def on_reply(self, msg: Reply) -> None:
-        """A vhost's or queue's answer to the request."""
-        self._catch(msg)
-
-    @handles(GetResult)
-    def on_get_result(self, msg: GetResult) -> None:
-        """A queue's answer to basic.get."""
-        self._catch(msg)
-
-    def _catch(self, message: Any) -> None:
-        if not self.future.done():
-            self.future.set_result(message)
-        self.stop()
 
 
 def _check(reply: Any) -> Any:
@@ -122,6 +99,7 @@ class Commands:
 
     def __init__(self, broker: Broker, timeout: float = REPLY_TIMEOUT + 1.0) -> None:
         self.broker = broker
+        self.management = Management(broker)
         self.timeout = timeout
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -141,14 +119,7 @@ class Commands:
         self, vhost: LoopActorRef[Any], method: spec.Method, connection_id: int
     ) -> Any:
         """Send ``method`` to the vhost as a channel would and return the reply message."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        catcher = self.broker.runtime.start(ReplyCatcher, future)
-        try:
-            if not post(vhost, Request(method, catcher, connection_id)):
-                raise NotFound("vhost is gone")
-            return await asyncio.wait_for(future, REPLY_TIMEOUT)
-        finally:
-            catcher.stop(block=False)
+        return await self.management.ask_vhost(vhost, method, connection_id)
 
     async def _queue(self, vhost: str, name: str) -> tuple[LoopActorRef[Any], dict[str, Any]]:
         """The vhost's ref and its declaration of the queue (NotFound if either is missing)."""
@@ -229,75 +200,8 @@ class Commands:
     # ----- definitions
 
     def import_definitions(self, definitions: Mapping[str, Any], vhost: str | None) -> list[str]:
-        """``POST /api/definitions[/{vhost}]``: declare vhosts, exchanges, queues, bindings.
-
-        Users are not imported (dispatchd keeps its users in its settings for now). Raises
-        CommandError for a malformed document (nothing applied); otherwise returns the errors,
-        one line per definition the broker refused (the others are applied).
-        """
+        """``POST /api/definitions[/{vhost}]`` (see ``Management.import_definitions``)."""
         try:
-            vhosts = [] if vhost is not None else [v["name"] for v in definitions.get("vhosts", ())]
-            declarations = _declarations(definitions, vhost)
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise CommandError(f"malformed definitions: {exc!r}") from None
-        if not all(isinstance(name, str) for name in vhosts):
-            raise CommandError("malformed definitions: vhost names must be strings")
-
-        async def apply() -> list[str]:
-            for name in vhosts:
-                self.broker.start_vhost(name)
-            errors: list[str] = []
-            for what, where, method in declarations:
-                try:
-                    _check(await self._ask_vhost(self._vhost(where), method, 0))
-                except (NotFound, CommandError) as exc:
-                    errors.append(f"{what} in vhost '{where}': {exc}")
-            return errors
-
-        return self.run(apply())
-
-
-def _declarations(
-    definitions: Mapping[str, Any], vhost: str | None
-) -> list[tuple[str, str, spec.Method]]:
-    """(what, vhost, method) for the exchanges, queues and bindings of a definitions document,
-    in the order that recreates them (``vhost`` overrides the items' own, for a per-vhost
-    import). Raises KeyError/TypeError/AttributeError on a malformed document."""
-
-    def where(item: Mapping[str, Any]) -> str:
-        return vhost if vhost is not None else str(item.get("vhost", "/"))
-
-    def table(item: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(item.get("arguments") or {})
-
-    out: list[tuple[str, str, spec.Method]] = []
-    for x in definitions.get("exchanges", ()):
-        method: spec.Method = spec.ExchangeDeclare(
-            exchange=str(x["name"]),
-            type=str(x.get("type", "direct")),
-            durable=bool(x.get("durable", True)),
-            auto_delete=bool(x.get("auto_delete", False)),
-            internal=bool(x.get("internal", False)),
-            arguments=table(x),
-        )
-        out.append((f"exchange '{x['name']}'", where(x), method))
-    for q in definitions.get("queues", ()):
-        method = spec.QueueDeclare(
-            queue=str(q["name"]),
-            durable=bool(q.get("durable", True)),
-            auto_delete=bool(q.get("auto_delete", False)),
-            arguments=table(q),
-        )
-        out.append((f"queue '{q['name']}'", where(q), method))
-    for b in definitions.get("bindings", ()):
-        source, dest, key = str(b["source"]), str(b["destination"]), str(b.get("routing_key", ""))
-        if b.get("destination_type", "queue") == "exchange":
-            method = spec.ExchangeBind(
-                destination=dest, source=source, routing_key=key, arguments=table(b)
-            )
-        else:
-            method = spec.QueueBind(
-                queue=dest, exchange=source, routing_key=key, arguments=table(b)
-            )
-        out.append((f"binding '{source}' -> '{dest}'", where(b), method))
-    return out
+            return self.run(self.management.import_definitions(definitions, vhost))
+        except AccessError as exc:
+            raise CommandError(str(exc)) from None

@@ -21,6 +21,7 @@ from dispatchd import __version__
 from dispatchd.access import AccessControl
 from dispatchd.actors.channel import ChannelActor
 from dispatchd.actors.connection import ConnectionActor
+from dispatchd.actors.messages import StopVhost
 from dispatchd.actors.vhost import VhostActor
 from dispatchd.config import Settings, user_list
 from dispatchd.store.actor import CommitStats
@@ -105,6 +106,12 @@ class Broker:
                 self.access.grants(name),
             )
         return ref
+
+    async def stop_vhost(self, ref: ActorRef[Any]) -> None:
+        """Stop a deleted vhost's actor once its queues and exchanges have stopped."""
+        stops = await ref.ask(StopVhost(), block=False)
+        await asyncio.gather(*stops, return_exceptions=True)
+        await ref.stop(block=False)
 
     def check_password(self, user: str, password: str) -> bool:
         """Whether the credentials are a user's (one with a password)."""

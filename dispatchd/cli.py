@@ -24,7 +24,13 @@ async def _until_signal(settings: Settings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``dispatchd`` console script."""
+    """Entry point of the ``dispatchd`` console script (``dispatchd ctl ...``: the control
+    command)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["ctl"]:
+        from dispatchd.control.client import main as ctl
+
+        return ctl(argv[1:])
     settings = load_settings(argv)
     level = getattr(logging, settings.log_level.upper(), None)
     if not isinstance(level, int):

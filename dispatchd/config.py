@@ -81,10 +81,12 @@ def _coerce(f: dataclasses.Field[Any], value: Any, origin: str) -> Any:
         raise SystemExit(f"dispatchd: invalid value {value!r} for {origin}") from exc
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "dispatchd", add_help: bool = True) -> argparse.ArgumentParser:
     """The command-line parser, one flag per setting (no defaults: unset means 'not given')."""
     parser = argparse.ArgumentParser(
-        prog="dispatchd", description="AMQP 0-9-1 message broker built from Pykka actors."
+        prog=prog,
+        description="AMQP 0-9-1 message broker built from Pykka actors.",
+        add_help=add_help,
     )
     for f in dataclasses.fields(Settings):
         parser.add_argument(
@@ -100,8 +102,13 @@ def load_settings(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Merge defaults, the config file, the environment and the flags into Settings."""
+    return merge_settings(vars(build_parser().parse_args(argv)), environ)
+
+
+def merge_settings(args: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from parsed flags (None: not given) over the environment, the config file
+    and the defaults."""
     environ = os.environ if environ is None else environ
-    args = vars(build_parser().parse_args(argv))
     fields = {f.name: f for f in dataclasses.fields(Settings)}
     values: dict[str, Any] = {}
     config_path = args.get("config") or environ.get(env_name("config"), "")

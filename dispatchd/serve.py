@@ -9,9 +9,11 @@ loop policy), so several brokers can run in one process, each on its own loop; t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import peewee
 import uvloop
@@ -21,6 +23,8 @@ from dispatchd.actors.ready import max_priority
 from dispatchd.actors.runtime import Runtime
 from dispatchd.broker import Broker
 from dispatchd.config import Settings
+from dispatchd.control import server as control
+from dispatchd.management import Management, ManagementError
 from dispatchd.store import accounts, database, recovery
 from dispatchd.store.actor import CommitStats, StoreActor
 from dispatchd.store.database import StoreError
@@ -59,7 +63,6 @@ async def serve(
             accounts.create_defaults(
                 db, access, settings.default_user, settings.default_pass, vhosts
             )
-            accounts.mark_initialised(db)
             log.info(
                 "first start: created vhost '%s' and user '%s'",
                 settings.default_vhost,
@@ -71,6 +74,8 @@ async def serve(
     store = StoreActor.start(db, loop, commits)
     broker = Broker(settings, runtime, store, recovered, commits, access)
     broker.start()
+    if settings.load_definitions:
+        await _load_definitions(broker, settings.load_definitions, store)
     try:
         server = await loop.create_server(
             lambda: AMQPProtocol(broker), settings.bind, settings.port, backlog=1024
@@ -88,6 +93,12 @@ async def serve(
         uvloop.__version__,
     )
     log.info("AMQP 0-9-1 listening on %s", ports)
+    try:
+        control_server = await control.start(broker, data_dir)
+    except OSError as exc:
+        server.close()
+        store.stop()
+        raise SystemExit(f"dispatchd: cannot listen on the control socket: {exc}") from exc
     admin_server = admin.start(broker, settings)
     if admin_server is not None:
         log.info("admin page and management API on %s", admin_server.url)
@@ -105,6 +116,7 @@ async def serve(
     await stop.wait()
     log.info("shutting down: closing %d connection(s)", len(broker.connections))
     server.close()
+    control_server.close()
     if admin_server is not None:
         await asyncio.to_thread(admin_server.stop)
     await broker.close_all("shutdown", SHUTDOWN_GRACE)
@@ -113,3 +125,21 @@ async def serve(
     db.close()
     runtime.close()
     log.info("stopped")
+
+
+async def _load_definitions(broker: Broker, path: str, store: Any) -> None:
+    """``--load-definitions``: import the file (every start, as RabbitMQ's load_definitions);
+    a file that cannot be read or applied stops start-up with the reason."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        errors = await Management(broker).import_definitions(doc, None)
+        if errors:
+            raise ValueError("; ".join(errors))
+        await Management(broker).commit(broker.access, accounts.Initialised())
+    except (OSError, ValueError, ManagementError) as exc:
+        await asyncio.gather(*broker.runtime.stop_all(), return_exceptions=True)
+        await asyncio.to_thread(store.stop)
+        raise SystemExit(f"dispatchd: cannot load definitions from {path}: {exc}") from exc
+    log.info("loaded definitions from %s", path)

@@ -40,9 +40,9 @@ __all__ = [
     "SaveUser",
     "SaveVhost",
     "create_defaults",
+    "Initialised",
     "initialised",
     "load",
-    "mark_initialised",
 ]
 
 Notify = tuple[ActorRef[Any], Any] | None
@@ -181,7 +181,19 @@ def _save_topic_permission(msg: SaveTopicPermission) -> None:
     ).execute()
 
 
+@dataclass(frozen=True, slots=True)
+class Initialised:
+    """The first start is done (definitions loaded): later starts never create defaults."""
+
+    then: Notify = None
+
+
+def _initialised(_msg: Initialised) -> None:
+    SchemaVersion.update(initialised=True).execute()
+
+
 WRITERS: dict[type, Callable[[Any], None]] = {
+    Initialised: _initialised,
     SaveUser: _save_user,
     DeleteUser: _delete_user,
     SaveVhost: _save_vhost,
@@ -208,7 +220,7 @@ def create_defaults(
     for name in dict.fromkeys(vhosts):
         writes.append(SaveVhost(access.add_vhost(name)))
         writes.append(SavePermission(name, user, access.set_permissions(name, user, *FULL)))
-    write(db, *writes)
+    write(db, *writes, Initialised())
 
 
 def _tags(value: str) -> tuple[str, ...]:
@@ -239,9 +251,3 @@ def initialised(db: pw.Database) -> bool:
     """Whether the first start's users and vhosts were made (or loaded from definitions)."""
     row = SchemaVersion.select().first()
     return bool(row is not None and row.initialised)
-
-
-def mark_initialised(db: pw.Database) -> None:
-    """Record that the first start is done: later starts never recreate the defaults."""
-    with db.atomic():
-        SchemaVersion.update(initialised=True).execute()
