@@ -95,9 +95,11 @@ class ChannelStopped:
 
 @dataclass(frozen=True, slots=True)
 class AccessChanged:
-    """Broker -> vhost: the permissions in the vhost changed; these are everyone's now."""
+    """Broker -> vhost: the permissions or limits in the vhost changed; these are now
+    everyone's grants and the vhost's queue limit (None: no limit)."""
 
     grants: Mapping[str, Grant]
+    max_queues: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,8 +192,10 @@ class VhostActor(LoopActor):
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
         ids: StoreIds | None = None,
         grants: Mapping[str, Grant] | None = None,
+        max_queues: int | None = None,
     ) -> None:
         super().__init__(name=name)
+        self.max_queues = max_queues  # the vhost's queue limit (None: none)
         self.grants: Mapping[str, Grant] = grants or {}  # user -> what they may do here
         self.publishers: dict[ActorRef[Any], None] = {}  # channels that resolved exchanges
         self.vhost_name = name
@@ -522,6 +524,7 @@ class VhostActor(LoopActor):
         """New permissions: every later request is checked against them, and channels that
         publish resolve their exchanges (and so their write permission) again."""
         self.grants = msg.grants
+        self.max_queues = msg.max_queues
         for channel in self.publishers:
             post(channel, ForgetExchanges())
 
@@ -654,6 +657,11 @@ class VhostActor(LoopActor):
             self._forward(info, req)
             return
         self._check_arguments(name, m.arguments, req.user)
+        if self.max_queues is not None and len(self.queues) >= self.max_queues:
+            raise precondition_failed(
+                f"cannot declare queue '{name}': queue limit in vhost '{self.vhost_name}' "
+                f"({self.max_queues}) is reached"
+            )
         queue_id = self.ids.queue_id() if durable and self.store is not None else 0
         self._start_queue(name, durable, owner, m.auto_delete, m.arguments, queue_id, [])
         ok = spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=0)

@@ -25,6 +25,10 @@ __all__ = [
     "KNOWN_TAGS",
     "AccessControl",
     "AccessError",
+    "AlreadyExists",
+    "InvalidRegex",
+    "NoSuchUser",
+    "NoSuchVhost",
     "Grant",
     "Permission",
     "TopicPermission",
@@ -42,6 +46,35 @@ VHOST_LIMITS = ("max-connections", "max-queues")
 
 class AccessError(ValueError):
     """A change RabbitMQ refuses (no such user or vhost, an invalid regex, a bad limit)."""
+
+
+class NoSuchUser(AccessError):
+    """The user named does not exist."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no such user '{name}'")
+        self.name = name
+
+
+class NoSuchVhost(AccessError):
+    """The vhost named does not exist."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no such vhost '{name}'")
+        self.name = name
+
+
+class AlreadyExists(AccessError):
+    """A user or vhost of that name exists (for operations that only create)."""
+
+
+class InvalidRegex(AccessError):
+    """A permission's regular expression does not compile."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"invalid regular expression '{source}': {reason}")
+        self.source = source
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +123,7 @@ def compile_permission(source: str) -> re.Pattern[str]:
     try:
         return re.compile(source or "^$")
     except re.error as exc:
-        raise AccessError(f"invalid regular expression '{source}': {exc}") from None
+        raise InvalidRegex(source, str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,14 +203,14 @@ class AccessControl:
         """The user called ``name`` (AccessError if there is none)."""
         user = self.users.get(name)
         if user is None:
-            raise AccessError(f"no such user '{name}'")
+            raise NoSuchUser(name)
         return user
 
     def vhost(self, name: str) -> Vhost:
         """The vhost called ``name`` (AccessError if there is none)."""
         vhost = self.vhosts.get(name)
         if vhost is None:
-            raise AccessError(f"no such vhost '{name}'")
+            raise NoSuchVhost(name)
         return vhost
 
     def authenticate(self, name: str, password: str) -> User | None:
@@ -235,7 +268,7 @@ class AccessControl:
         """Create or replace a user (definitions import replaces); a password is hashed here,
         a hash is taken as it is (its algorithm must be one RabbitMQ has)."""
         if not name:
-            raise AccessError("user name must not be empty")
+            raise AccessError("user cannot be an empty string")
         if hashing_algorithm not in ALGORITHMS:
             raise AccessError(f"unknown hashing algorithm '{hashing_algorithm}'")
         if password is not None:
@@ -291,8 +324,6 @@ class AccessControl:
         default_queue_type: str = "undefined",
     ) -> Vhost:
         """Create a vhost, or update its metadata."""
-        if not name:
-            raise AccessError("vhost name must not be empty")
         old = self.vhosts.get(name)
         vhost = Vhost(
             name,

@@ -104,6 +104,7 @@ class Broker:
                 self.settings.queue_memory_limit,
                 self.ids,
                 self.access.grants(name),
+                self.access.vhosts[name].limits.get("max-queues"),
             )
         return ref
 
@@ -123,6 +124,32 @@ class Broker:
             return f"vhost {vhost} not found"
         if (vhost, user) not in self.access.permissions:
             return f"access to vhost '{vhost}' refused for user '{user}'"
+        limit = self.access.vhosts[vhost].limits.get("max-connections")
+        if limit is not None and sum(p.vhost == vhost for p in self.connections.values()) >= limit:
+            return (
+                f"access to vhost '{vhost}' refused for user '{user}': "
+                f"connection limit ({limit}) is reached"
+            )
+        account = self.access.users.get(user)
+        limit = account.limits.get("max-connections") if account is not None else None
+        opened = sum(p.user == user and bool(p.vhost) for p in self.connections.values())
+        if limit is not None and opened >= limit:
+            return (
+                f"connection refused for user '{user}': user connection limit ({limit}) is reached"
+            )
+        return None
+
+    def channel_refusal(self, user: str) -> str | None:
+        """Why ``user`` may not open another channel (their ``max-channels``), or None."""
+        account = self.access.users.get(user)
+        limit = account.limits.get("max-channels") if account is not None else None
+        if limit is None:
+            return None
+        if sum(len(p.channels) for p in self.connections.values() if p.user == user) >= limit:
+            return (
+                f"number of channels opened for user '{user}' has reached the maximum allowed "
+                f"user limit of ({limit})"
+            )
         return None
 
     # ----- connections

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from dispatchd import definitions
-from dispatchd.access import AccessControl, AccessError, User, Vhost
+from dispatchd.access import AccessControl, AlreadyExists, User, Vhost
 from dispatchd.actors.messages import AccessChanged, GetResult, Reply, Request
 from dispatchd.actors.runtime import LoopActor, handles, post
 from dispatchd.store import accounts
@@ -123,9 +123,10 @@ class Management:
     def regrant(self, vhosts: Iterable[str]) -> None:
         """Hand the vhosts' actors their users' current grants."""
         for name in set(vhosts):
-            ref = self.broker.vhosts.get(name)
-            if ref is not None:
-                post(ref, AccessChanged(self.access.grants(name)))
+            ref, vhost = self.broker.vhosts.get(name), self.access.vhosts.get(name)
+            if ref is not None and vhost is not None:
+                limits = vhost.limits
+                post(ref, AccessChanged(self.access.grants(name), limits.get("max-queues")))
 
     async def _close(self, connections: list[Any], text: str) -> None:
         """Close connections with 320 and wait (bounded) until they are gone."""
@@ -165,7 +166,7 @@ class Management:
     ) -> User:
         """Create a user (``exists_ok``: or replace one, as the API's PUT does)."""
         if not exists_ok and name in self.access.users:
-            raise AccessError(f"user '{name}' already exists")
+            raise AlreadyExists(f"user '{name}' already exists")
         before = self.access.copy()
         options = {} if hashing_algorithm is None else {"hashing_algorithm": hashing_algorithm}
         user = self.access.add_user(name, password, tags, password_hash, **options)
@@ -216,7 +217,7 @@ class Management:
     ) -> Vhost:
         """Create a vhost and start its actor (``exists_ok``: or update its metadata)."""
         if not exists_ok and name in self.access.vhosts:
-            raise AccessError(f"vhost '{name}' already exists")
+            raise AlreadyExists(f"vhost '{name}' already exists")
         before = self.access.copy()
         vhost = self.access.add_vhost(name, description, tags, default_queue_type)
         await self.commit(before, accounts.SaveVhost(vhost))
@@ -228,6 +229,7 @@ class Management:
         before = self.access.copy()
         vhost = self.access.set_vhost_limits(name, limits)
         await self.commit(before, accounts.SaveVhost(vhost))
+        self.regrant([name])
         return vhost
 
     async def delete_vhost(self, name: str) -> None:

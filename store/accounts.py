@@ -218,7 +218,8 @@ def create_defaults(
     name, from before users were stored) and an administrator with full permissions in each."""
     writes: list[Any] = [SaveUser(access.add_user(user, password, ["administrator"]))]
     for name in dict.fromkeys(vhosts):
-        writes.append(SaveVhost(access.add_vhost(name)))
+        description = "Default virtual host" if not writes[1:] else ""
+        writes.append(SaveVhost(access.add_vhost(name, description)))
         writes.append(SavePermission(name, user, access.set_permissions(name, user, *FULL)))
     write(db, *writes, Initialised())
 

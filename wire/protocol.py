@@ -105,6 +105,9 @@ class Server(Protocol):
     def vhost_refusal(self, vhost: str, user: str) -> str | None:
         """Why ``user`` may not open ``vhost`` (None: they may)."""
 
+    def channel_refusal(self, user: str) -> str | None:
+        """Why ``user`` may not open another channel (None: they may)."""
+
     def connection_opened(self, protocol: AMQPProtocol) -> int:
         """A socket was accepted; returns the connection's id."""
 
@@ -562,6 +565,9 @@ class AMQPProtocol(asyncio.Protocol):
                 f"number of channels opened ({len(self.channels)}) has reached the "
                 f"negotiated channel_max ({self.channel_max})",
             )
+        refusal = self.broker.channel_refusal(self.user)
+        if refusal is not None:
+            raise not_allowed(refusal)
         assert self.connection_ref is not None
         ref = self.broker.open_channel(self, self.connection_ref, channel)
         self.channels[channel] = ChannelSlot(ref)

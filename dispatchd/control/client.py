@@ -64,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quiet": args.quiet,
         "silent": args.silent,
         "formatter": args.formatter,
+        "timeout": args.timeout,
     }
     if verb == "import_definitions" and verb_args:
         options["source"] = verb_args[0]

@@ -90,19 +90,18 @@ async def run(
     """Carry out one verb: ``{"code", "out", "err"}`` as rabbitmqctl would print them."""
     handler = VERBS.get(verb)
     if handler is None:
-        return {"code": EX_USAGE, "out": "", "err": f"\nCommand '{verb}' not found.\n"}
+        return {"code": EX_USAGE, "out": "", "err": f"Command '{verb}' not found. \n"}
     context = Context(broker, options.get("vhost") or "/", options)
+    quiet, silent = bool(options.get("quiet")), bool(options.get("silent"))
+    formatter = str(options.get("formatter") or "table")
     try:
         output: Output = await handler(context, args)
     except CtlError as exc:
-        return {"code": exc.code, "out": "", "err": f"Error:\n{exc.message}\n"}
+        out = render(context.info, Output(), quiet, silent, formatter)
+        return {"code": exc.code, "out": out, "err": exc.message + "\n"}
     except Exception as exc:  # noqa: BLE001 - reported to the operator, logged here
         log.exception("ctl %s failed", verb)
-        return {"code": EX_SOFTWARE, "out": "", "err": f"Error:\n{exc}\n"}
-    out = render(
-        output,
-        bool(options.get("quiet")),
-        bool(options.get("silent")),
-        str(options.get("formatter") or "table"),
-    )
-    return {"code": output.code, "out": out, "err": "", "data": output.data}
+        out = render(context.info, Output(), quiet, silent, formatter)
+        return {"code": EX_SOFTWARE, "out": out, "err": f"Error:\n{exc}\n"}
+    out = render(context.info, output, quiet, silent, formatter)
+    return {"code": 0, "out": out, "err": "", "data": output.data}
