@@ -1,0 +1,128 @@
+"""What the access-control tests share: the operator's command for the broker under test.
+
+With ``DISPATCHD_PEER_PORT`` set, the tests replay against that RabbitMQ and set users up with
+its ``rabbitmqctl`` (``RABBITMQ_NODENAME``, default ``rabbit@localhost``); otherwise
+``dispatchd ctl`` drives the session's dispatchd. Both take the same verbs, so one test
+speaks to either. Users and vhosts get unique names and are deleted after the test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+import pika.exceptions
+import pytest
+
+from tests.basic_support import PEER_PORT_ENV
+from tests.conftest import ROOT, BrokerProcess
+from tests.support import WAIT
+
+__all__ = ["Operator", "ctl_command", "operator", "refusal"]
+
+
+def refusal(connect: Callable[[], Any]) -> tuple[int, str]:
+    """The (reply code, text) of the connection.close a connection attempt got; pika wraps
+    a refusal during the handshake in ProbableAccessDenied/AuthenticationError."""
+    try:
+        connect()
+    except pika.exceptions.ConnectionClosedByBroker as exc:
+        return exc.reply_code, exc.reply_text
+    except pika.exceptions.AMQPConnectionError as exc:
+        found = re.search(r"\((\d+)\) ([\'\"])(.*)\2", str(exc))
+        assert found is not None, repr(exc)
+        return int(found.group(1)), found.group(3)
+    raise AssertionError("the connection was not refused")
+
+
+def ctl_command(data_dir: Any) -> list[str]:
+    """``dispatchd ctl`` for the broker whose data dir this is."""
+    return [sys.executable, "-m", "dispatchd", "ctl", "--data-dir", str(data_dir)]
+
+
+@dataclass
+class Operator:
+    """Runs rabbitmqctl verbs on the broker under test; cleans up what it created."""
+
+    port: int
+    command: list[str]
+    env: dict[str, str]
+    users: list[str] = field(default_factory=list)
+    vhosts: list[str] = field(default_factory=list)
+    connections: list[pika.BlockingConnection] = field(default_factory=list)
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """One verb; with ``check``, a non-zero exit fails the test with its output."""
+        done = subprocess.run(
+            [*self.command, *args], capture_output=True, text=True, env=self.env, timeout=60
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"{args} exited {done.returncode}: {done.stdout}{done.stderr}")
+        return done
+
+    def user(self, password: str = "secret", prefix: str = "u") -> str:
+        """A fresh user with that password (deleted after the test)."""
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.run("add_user", name, password)
+        self.users.append(name)
+        return name
+
+    def vhost(self, prefix: str = "v") -> str:
+        """A fresh vhost where guest has every permission (deleted after the test)."""
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.run("add_vhost", name)
+        self.vhosts.append(name)
+        self.run("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        return name
+
+    def connect(
+        self, user: str = "guest", password: str = "guest", vhost: str = "/"
+    ) -> pika.BlockingConnection:
+        """A pika connection (closed after the test)."""
+        connection = pika.BlockingConnection(
+            pika.ConnectionParameters(
+                "127.0.0.1",
+                self.port,
+                vhost,
+                pika.PlainCredentials(user, password),
+                connection_attempts=1,
+                socket_timeout=WAIT,
+                blocked_connection_timeout=WAIT,
+            )
+        )
+        self.connections.append(connection)
+        return connection
+
+    def close(self) -> None:
+        """Close connections, delete the users and vhosts made."""
+        for connection in self.connections:
+            if connection.is_open:
+                try:
+                    connection.close()
+                except Exception:  # noqa: BLE001 - the broker may have closed it already
+                    pass
+        for name in self.users:
+            self.run("delete_user", name, check=False)
+        for name in self.vhosts:
+            self.run("delete_vhost", name, check=False)
+
+
+@pytest.fixture
+def operator(broker: BrokerProcess) -> Iterator[Operator]:
+    """The broker under test with its operator's command."""
+    peer_port = os.environ.get(PEER_PORT_ENV)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if peer_port:
+        env.setdefault("RABBITMQ_NODENAME", "rabbit@localhost")
+        chosen = Operator(int(peer_port), ["rabbitmqctl"], env)
+    else:
+        chosen = Operator(broker.port, ctl_command(broker.data_dir), env)
+    yield chosen
+    chosen.close()
