@@ -173,10 +173,11 @@ async def add_user(c: Context, args: list[str]) -> Output:
     if name in c.broker.access.users:
         raise CtlError(f'Error:\nUser "{name}" already exists', EX_SOFTWARE)
     await c.management.add_user(name, password)
-    return Output(
-        text="Done. Don't forget to grant the user permissions to some virtual hosts! "
+    c.say(
+        "Done. Don't forget to grant the user permissions to some virtual hosts! "
         "See 'rabbitmqctl help set_permissions' to learn more."
     )
+    return Output()
 
 
 @verb("delete_user", "<username>", 1)
@@ -357,7 +358,7 @@ async def list_vhost_limits(c: Context, args: list[str]) -> Output:
         )
     c.say(f'Listing limits for vhost "{c.vhost}" ...')
     limits = c.broker.access.vhost(c.vhost).limits
-    return Output(text=_compact(limits) if limits else None)
+    return Output(text=_compact(limits) if limits else "")  # rabbitmqctl: an empty line
 
 
 # ----- permissions
@@ -684,7 +685,7 @@ async def close_all_user_connections(c: Context, args: list[str]) -> Output:
 @verb("purge_queue", "[--vhost <vhost>] <queue>", 1)
 async def purge_queue(c: Context, args: list[str]) -> Output:
     """``purge_queue [-p <vhost>] <queue>``."""
-    c.say(f'Purging queue "{args[0]}" in vhost "{c.vhost}" ...')
+    c.say(f"Purging queue '{args[0]}' in vhost '{c.vhost}' ...")
     await _queue_method(c, spec.QueuePurge(queue=args[0]))
     return Output()
 
