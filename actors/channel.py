@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from pykka import ActorRef
 
+from dispatchd.access import topic_refusal
 from dispatchd.actors.confirms import Confirms, acks
 from dispatchd.actors.consumer import ConsumerActor
 from dispatchd.actors.content import Message
@@ -303,9 +304,9 @@ class ChannelActor(LoopActor):
                 f"in vhost '{self.link.vhost}'",
             )
         if topic_write is not None and topic_write.search(message.routing_key) is None:
+            link = self.link
             raise access_refused(
-                f"access to topic '{message.routing_key}' in exchange '{message.exchange}' "
-                f"in vhost '{self.link.vhost}' refused for user '{self.link.user}'"
+                topic_refusal(message.routing_key, message.exchange, link.vhost, link.user)
             )
         raw = message.raw_properties
         if len(raw) > 1 and (raw[0] & _CHECKED_OR_READDRESSED or raw[1] & SECOND_BYTE_USER_ID):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pykka import ActorRef
 
+from dispatchd.access import topic_refusal
 from dispatchd.actors.arguments import (
     CONSUME_VALIDATORS,
     argument_error,
@@ -294,10 +295,7 @@ class VhostActor(LoopActor):
             return
         grant = self.grants.get(user)
         if grant is not None and not grant.allows_topic(permission, exchange.name, routing_key):
-            raise access_refused(
-                f"access to topic '{routing_key}' in "
-                f"{self._where('exchange', exchange.name)} refused for user '{user}'"
-            )
+            raise access_refused(topic_refusal(routing_key, exchange.name, self.vhost_name, user))
 
     @staticmethod
     def _not_default(name: str) -> None:
@@ -506,8 +504,7 @@ class VhostActor(LoopActor):
         topic = None
         grant = self.grants.get(msg.user) if msg.user is not None else None
         if grant is not None and info.type == "topic":
-            patterns = grant.topics.get(info.name)
-            topic = patterns[0] if patterns is not None else None
+            topic = grant.topic_pattern("write", info.name)
         post(msg.reply_to, ExchangeResolved(msg.name, info.ref, info.internal, topic))
 
     @handles(StopVhost)

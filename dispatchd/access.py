@@ -35,6 +35,7 @@ __all__ = [
     "User",
     "Vhost",
     "compile_permission",
+    "topic_refusal",
 ]
 
 #: The tags RabbitMQ's management plugin gives a meaning to (others are kept, and mean nothing).
@@ -147,13 +148,26 @@ class Grant:
         pattern: re.Pattern[str] = getattr(self, permission)
         return pattern.search(name) is not None
 
-    def allows_topic(self, permission: str, exchange: str, routing_key: str) -> bool:
-        """Whether the topic permission ('write' or 'read') on ``exchange`` covers the key."""
+    def topic_pattern(self, permission: str, exchange: str) -> re.Pattern[str] | None:
+        """The routing keys the topic permission ('write' or 'read') on ``exchange`` allows
+        (None: no topic restriction there)."""
         patterns = self.topics.get(exchange)
         if patterns is None:
-            return True
-        pattern = patterns[0] if permission == "write" else patterns[1]
-        return pattern.search(routing_key) is not None
+            return None
+        return patterns[0] if permission == "write" else patterns[1]
+
+    def allows_topic(self, permission: str, exchange: str, routing_key: str) -> bool:
+        """Whether the topic permission ('write' or 'read') on ``exchange`` covers the key."""
+        pattern = self.topic_pattern(permission, exchange)
+        return pattern is None or pattern.search(routing_key) is not None
+
+
+def topic_refusal(routing_key: str, exchange: str, vhost: str, user: str) -> str:
+    """RabbitMQ's text for a routing key a topic permission does not cover."""
+    return (
+        f"access to topic '{routing_key}' in exchange '{exchange}' in vhost '{vhost}' "
+        f"refused for user '{user}'"
+    )
 
 
 def _expand(source: str, user: str, vhost: str) -> str:

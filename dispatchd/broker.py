@@ -130,8 +130,7 @@ class Broker:
                 f"access to vhost '{vhost}' refused for user '{user}': "
                 f"connection limit ({limit}) is reached"
             )
-        account = self.access.users.get(user)
-        limit = account.limits.get("max-connections") if account is not None else None
+        limit = self._user_limit(user, "max-connections")
         opened = sum(p.user == user and bool(p.vhost) for p in self.connections.values())
         if limit is not None and opened >= limit:
             return (
@@ -139,10 +138,13 @@ class Broker:
             )
         return None
 
+    def _user_limit(self, user: str, name: str) -> int | None:
+        account = self.access.users.get(user)
+        return account.limits.get(name) if account is not None else None
+
     def channel_refusal(self, user: str) -> str | None:
         """Why ``user`` may not open another channel (their ``max-channels``), or None."""
-        account = self.access.users.get(user)
-        limit = account.limits.get("max-channels") if account is not None else None
+        limit = self._user_limit(user, "max-channels")
         if limit is None:
             return None
         if sum(len(p.channels) for p in self.connections.values() if p.user == user) >= limit:

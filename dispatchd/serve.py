@@ -134,10 +134,11 @@ async def _load_definitions(broker: Broker, path: str, store: Any) -> None:
         doc = json.loads(Path(path).read_text())
         if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
-        errors = await Management(broker).import_definitions(doc, None)
+        management = Management(broker)
+        errors = await management.import_definitions(doc, None)
         if errors:
             raise ValueError("; ".join(errors))
-        await Management(broker).commit(broker.access, accounts.Initialised())
+        await management.commit(broker.access, accounts.Initialised())
     except (OSError, ValueError, ManagementError) as exc:
         await asyncio.gather(*broker.runtime.stop_all(), return_exceptions=True)
         await asyncio.to_thread(store.stop)
