@@ -30,12 +30,10 @@ from typing import Any, ClassVar
 
 from pykka import ActorRef
 
-from dispatchd.access import topic_refusal
 from dispatchd.actors.confirms import Confirms, acks
 from dispatchd.actors.consumer import ConsumerActor
 from dispatchd.actors.content import Message
-from dispatchd.actors.distribution import Distributed, sender_selected
-from dispatchd.actors.expiry import check_expiration
+from dispatchd.actors.distribution import Distributed
 from dispatchd.actors.limiter import Limiter
 from dispatchd.actors.link import Link
 from dispatchd.actors.messages import (
@@ -68,7 +66,7 @@ from dispatchd.actors.messages import (
     WindowWanted,
     Writable,
 )
-from dispatchd.actors.publishing import Publishing
+from dispatchd.actors.publishing import Publishing, check_destination, checked
 from dispatchd.actors.reply_to import REPLY_PREFIX, REPLY_TO, ReplyToActor
 from dispatchd.actors.runtime import ActorFailed, LoopActor, handles, post
 from dispatchd.actors.stats import MessageTotals
@@ -78,7 +76,6 @@ from dispatchd.store.actor import StoreFailed
 from dispatchd.wire import spec
 from dispatchd.wire.errors import (
     AMQPError,
-    access_refused,
     internal_error,
     not_allowed,
     not_found,
@@ -298,20 +295,11 @@ class ChannelActor(LoopActor):
             post(self.vhost, ResolveExchange(message.exchange, self.actor_ref, self.link.user))
             return False
         ref, internal, topic_write = resolved
-        if internal:
-            raise access_refused(
-                f"cannot publish to internal exchange '{message.exchange}' "
-                f"in vhost '{self.link.vhost}'",
-            )
-        if topic_write is not None and topic_write.search(message.routing_key) is None:
-            link = self.link
-            raise access_refused(
-                topic_refusal(message.routing_key, message.exchange, link.vhost, link.user)
-            )
+        check_destination(message, internal, topic_write, self.link.vhost, self.link.user)
         raw = message.raw_properties
         if len(raw) > 1 and (raw[0] & _CHECKED_OR_READDRESSED or raw[1] & SECOND_BYTE_USER_ID):
             if raw[0] & _CHECKED or raw[1] & SECOND_BYTE_USER_ID:
-                message = self._checked(message)
+                message = checked(message, self.link.user)
             if raw[0] & FIRST_BYTE_REPLY_TO:
                 message = self._reply_addressed(message)
         self.totals.published += 1
@@ -322,22 +310,6 @@ class ChannelActor(LoopActor):
         else:
             self.publishing.add(ref, message)
         return True
-
-    def _checked(self, message: Message) -> Message:
-        """A publish with headers, an expiration or a user-id: checked as RabbitMQ does
-        (user-id, expiration, then the CC/BCC headers), and the message to route (BCC gone)."""
-        raw = message.raw_properties
-        if raw[1] & SECOND_BYTE_USER_ID:
-            user_id = message.properties.user_id
-            user = self.link.user
-            if user_id != user:
-                text = f"user_id property set to '{user_id}' but authenticated user was '{user}'"
-                raise precondition_failed(text)
-        if raw[0] & FIRST_BYTE_EXPIRATION:
-            check_expiration(message)
-        if raw[0] & FIRST_BYTE_HEADERS:
-            message = sender_selected(message)
-        return message
 
     def _reply_addressed(self, message: Message) -> Message:
         """A publish with reply-to ``amq.rabbitmq.reply-to`` names this channel's reply

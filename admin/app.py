@@ -13,24 +13,46 @@ vhost named ``/`` is ``%2F`` in a path, as in RabbitMQ.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
-import datetime
-import decimal
 import json
 import logging
+import struct
 from collections.abc import Callable
+from functools import partial
 from importlib import resources
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import bottle
 
+from dispatchd.actors.content import Message
 from dispatchd.admin import metrics
+from dispatchd.admin.access_routes import add_access_routes
+from dispatchd.admin.auth import REFUSALS, ApiUser, Level
 from dispatchd.admin.commands import ACK_MODES, CommandError, Commands, NotFound, encode_message
+from dispatchd.admin.http import (
+    USER,
+    ApiError,
+    bad_request,
+    challenge,
+    created,
+    current_user,
+    error_response,
+    flag,
+    json_object,
+    json_response,
+    login_failed,
+    not_authorised,
+    not_found,
+    refused,
+    required,
+    text,
+)
 from dispatchd.admin.rates import RateTracker
-from dispatchd.admin.records import Records
+from dispatchd.admin.records import Records, properties_key
 from dispatchd.admin.snapshot import SnapshotSource
-from dispatchd.wire import sasl
+from dispatchd.wire import sasl, spec
 
 if TYPE_CHECKING:
     from dispatchd.broker import Broker
@@ -39,75 +61,66 @@ __all__ = ["AdminApp", "ApiError"]
 
 log = logging.getLogger("dispatchd.admin")
 
-REALM = "dispatchd"
 AUTH_TIMEOUT = 5.0
 MAX_GET_COUNT = 10_000
 
+#: RabbitMQ's 401 reasons for a vhost, and an object (someone else's connection), the user
+#: has no access to.
+VHOST_REFUSED = "User not authorised to access virtual host"
+OBJECT_REFUSED = "User not authorised to access object"
 
-class ApiError(Exception):
-    """An HTTP error answer: status, RabbitMQ's ``error`` word and a ``reason``."""
+#: The health checks' answer when all is well.
+HEALTHY = {"status": "ok"}
 
-    def __init__(self, status: int, error: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.error = error
-        self.reason = reason
-
-
-def not_found() -> ApiError:
-    """RabbitMQ's 404 for an unknown vhost or object."""
-    return ApiError(404, "Object Not Found", "Not Found")
+#: Binding paths' ``q``/``e`` as the bindings' ``destination_type``.
+DESTINATION_TYPES = {"q": "queue", "e": "exchange"}
 
 
-def bad_request(reason: str) -> ApiError:
-    """400 with the reason the input was refused."""
-    return ApiError(400, "bad_request", reason)
+def _unhealthy(reason: str, **details: Any) -> bottle.HTTPResponse:
+    """A failed health check: 503 with the reason, as RabbitMQ's."""
+    return json_response(503, {"status": "failed", "reason": reason, **details})
 
 
-def _jsonable(value: Any) -> Any:
-    """JSON for what AMQP field tables hold besides str/int/float/bool/list/dict."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, datetime.datetime | datetime.date):
-        return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    if hasattr(value, "items"):
-        return dict(value.items())
-    return str(value)
+def _boolean(body: dict[str, Any], key: str, default: bool) -> bool:
+    value = body.get(key, default)
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"  # rabbitmqadmin sends booleans as strings
+    if not isinstance(value, bool):
+        raise bad_request(["not_boolean", value])
+    return value
 
 
-def json_response(status: int, body: Any) -> bottle.HTTPResponse:
-    """A JSON answer (``None`` body: 204 No Content)."""
-    if body is None:
-        return bottle.HTTPResponse(status=204)
-    return bottle.HTTPResponse(
-        body=json.dumps(body, default=_jsonable, separators=(",", ":")),
-        status=status,
-        headers={"Content-Type": "application/json", "Cache-Control": "no-cache"},
-    )
+def _arguments(body: dict[str, Any]) -> dict[str, Any]:
+    arguments = body.get("arguments") or {}
+    if not isinstance(arguments, dict):
+        raise bad_request("arguments must be a JSON object")
+    return arguments
 
 
-def error_response(error: ApiError) -> bottle.HTTPResponse:
-    """The JSON answer for an error; 401 also asks the browser for credentials."""
-    response = json_response(error.status, {"error": error.error, "reason": error.reason})
-    if error.status == 401:
-        response.set_header("WWW-Authenticate", f'Basic realm="{REALM}"')
-    return response
-
-
-def _flag(name: str) -> bool:
-    return bottle.request.query.get(name, "false").lower() == "true"
-
-
-def _json_body() -> Any:
-    raw = bottle.request.body.read()
+def _properties(properties: Any) -> bytes:
+    """Encoded content properties from the API's ``properties`` object."""
+    if not isinstance(properties, dict):
+        raise bad_request("properties must be a JSON object")
+    known = {k: v for k, v in properties.items() if k in spec.BasicProperties.FIELDS}
+    for key in ("delivery_mode", "priority", "timestamp"):  # the rest are ignored, as there
+        if key in known and (not isinstance(known[key], int) or isinstance(known[key], bool)):
+            raise bad_request(["not_int", key])
     try:
-        return json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"malformed JSON: {exc}") from None
+        return spec.BasicProperties(**known).encode()
+    except (TypeError, ValueError, OverflowError, struct.error) as exc:
+        raise bad_request(f"invalid properties: {exc}") from None
+
+
+def _payload(payload: Any, encoding: Any) -> bytes:
+    payload = text(payload, "payload")
+    if encoding == "string":
+        return payload.encode()
+    if encoding == "base64":
+        try:
+            return base64.b64decode(payload, validate=True)
+        except ValueError:
+            raise bad_request(["not_base64", payload]) from None
+    raise bad_request(["unsupported_encoding", encoding])
 
 
 class AdminApp:
@@ -128,6 +141,8 @@ class AdminApp:
 
     def _bottle_error(self, error: bottle.HTTPError) -> str:
         """Bottle's own errors (no such route: 404, wrong method: 405) in the JSON shape."""
+        if error.status_code == 405:
+            return ""  # RabbitMQ's 405: an empty body and the Allow header
         bottle.response.content_type = "application/json"
         if error.status_code == 404:
             body = {"error": "Object Not Found", "reason": "Not Found"}
@@ -136,15 +151,25 @@ class AdminApp:
         return json.dumps(body, separators=(",", ":"))
 
     def route(
-        self, path: str, method: str, handler: Callable[..., Any], *, auth: bool = True
+        self,
+        path: str,
+        method: str,
+        handler: Callable[..., Any],
+        level: Level | None = Level.MANAGEMENT,
     ) -> None:
-        """Serve ``handler`` at ``path``: decode the path segments, authenticate, and turn
-        whatever it returns or raises into an HTTP answer."""
+        """Serve ``handler`` at ``path``: decode the path segments, authenticate a user whose
+        tags reach ``level`` (None: anyone), and turn whatever it returns or raises into an
+        HTTP answer."""
 
         def serve(**params: str) -> Any:
             try:
-                if auth:
-                    self._authenticate()
+                if level is not None:
+                    if bottle.request.auth is None:
+                        return challenge()
+                    user = self._authenticate()
+                    if not user.reaches(level):
+                        raise not_authorised(REFUSALS[level])
+                    bottle.request.environ[USER] = user
                 result = handler(**{k: unquote(v) for k, v in params.items()})
                 if isinstance(result, bottle.HTTPResponse):
                     return result
@@ -154,7 +179,7 @@ class AdminApp:
             except NotFound:
                 return error_response(not_found())
             except CommandError as exc:
-                return error_response(bad_request(str(exc)))
+                return error_response(refused(exc))
             except (TimeoutError, concurrent.futures.CancelledError) as exc:
                 log.warning("admin %s %s: broker did not answer: %r", method, path, exc)
                 reason = "the broker did not answer in time"
@@ -165,37 +190,65 @@ class AdminApp:
 
         self.wsgi.route(path, method, serve)
 
-    def _authenticate(self) -> str:
+    def _authenticate(self) -> ApiUser:
         """Check HTTP basic credentials against the broker's users (loopback rule included)."""
         credentials = bottle.request.auth
         if credentials is None:
-            raise ApiError(401, "not_authorised", "Login failed")
+            raise login_failed()
         user, password = credentials
         # REMOTE_ADDR itself: bottle's remote_addr would trust X-Forwarded-For.
         peer = bottle.request.environ.get("REMOTE_ADDR", "")
         broker = self.broker
 
-        def check() -> str | None:
-            if not broker.check_password(user, password or ""):
+        def check() -> ApiUser | str:
+            account = broker.access.authenticate(user, password or "")
+            if account is None:
                 return "Login failed"
             if not sasl.loopback_allowed(user, peer, broker.loopback_users):
                 return "User can only log in via localhost"
-            return None
+            return ApiUser(user, account.tags, broker.access.vhosts_of(user))
 
-        refused = broker.runtime.run_in_loop_threadsafe(check, timeout=AUTH_TIMEOUT)
-        if refused is not None:
-            raise ApiError(401, "not_authorised", refused)
-        return user
+        found = broker.runtime.run_in_loop_threadsafe(check, timeout=AUTH_TIMEOUT)
+        if found == "Login failed":
+            raise login_failed()
+        if isinstance(found, str):
+            raise not_authorised(found)
+        return found
 
     def records(self) -> Records:
         """Records of a fresh snapshot."""
         return Records(self.snapshots.get(), self.rates)
 
     def _vhost_records(self, vhost: str | None) -> Records:
+        """Records, once ``vhost`` exists (404) and the user may see it (401)."""
         records = self.records()
-        if vhost is not None and not records.has_vhost(vhost):
-            raise not_found()
+        if vhost is not None:
+            if not records.has_vhost(vhost):
+                raise not_found()
+            if not current_user().sees_vhost(vhost):
+                raise not_authorised(VHOST_REFUSED)
         return records
+
+    def _enter(self, vhost: str) -> None:
+        """Before a change in ``vhost``: it exists (404 ``vhost_not_found``) and the user may
+        act there (401); the change itself is then checked against their permissions."""
+        if vhost not in self.snapshots.get().vhosts:
+            raise ApiError(404, "not_found", "vhost_not_found")
+        if not current_user().sees_vhost(vhost):
+            raise not_authorised(VHOST_REFUSED)
+
+    @staticmethod
+    def _visible(items: list[dict[str, Any]], field: str = "vhost") -> list[dict[str, Any]]:
+        """The records the user may see (see ``admin.auth``): by the record's ``vhost`` (or
+        ``queue`` for consumers, ``name`` for vhosts) or ``user``."""
+        user = current_user()
+        if field == "user":
+            return [item for item in items if user.sees_user(item["user"])]
+        if field == "name":
+            return [item for item in items if user.lists_vhost(item["name"])]
+        if field == "queue":
+            return [item for item in items if user.sees_vhost(item["queue"]["vhost"])]
+        return [item for item in items if user.sees_vhost(item[field])]
 
     @staticmethod
     def _one(items: list[dict[str, Any]], **match: Any) -> dict[str, Any]:
@@ -208,55 +261,137 @@ class AdminApp:
 
     def _add_routes(self) -> None:
         r = self.route
+        v = self._visible
+        monitor = Level.MONITORING
+        admin = Level.ADMINISTRATOR
         r("/", "GET", self.get_page)
-        r("/metrics", "GET", self.get_metrics, auth=False)
-        r("/api/overview", "GET", lambda: self.records().overview(self.port))
-        r("/api/whoami", "GET", lambda: {"name": self._authenticate(), "tags": ["administrator"]})
-        r("/api/connections", "GET", lambda: self.records().connections())
+        r("/metrics", "GET", self.get_metrics, None)
+        r("/api/overview", "GET", self.get_overview)
+        r("/api/cluster-name", "GET", lambda: {"name": self.records().node})
+        r("/api/whoami", "GET", self.whoami)
+        r("/api/nodes", "GET", lambda: [self.records().node_record()], monitor)
+        r("/api/nodes/<name>", "GET", self.get_node, monitor)
+        r("/api/health/checks/alarms", "GET", lambda: HEALTHY)
+        r("/api/health/checks/local-alarms", "GET", lambda: HEALTHY)
+        r("/api/health/checks/virtual-hosts", "GET", self.check_virtual_hosts)
+        r("/api/health/checks/port-listener/<port>", "GET", self.check_port_listener)
+        r("/api/aliveness-test/<vhost>", "GET", self.aliveness_test)
+        r("/api/connections", "GET", lambda: v(self.records().connections(), "user"))
         r("/api/connections/<name>", "GET", self.get_connection)
         r("/api/connections/<name>", "DELETE", self.delete_connection)
         r("/api/connections/<name>/channels", "GET", self.get_connection_channels)
-        r("/api/channels", "GET", lambda: self.records().channels())
+        r("/api/channels", "GET", lambda: v(self.records().channels(), "user"))
         r(
             "/api/channels/<name>",
             "GET",
-            lambda name: self._one(self.records().channels(), name=name),
+            lambda name: self._one(v(self.records().channels(), "user"), name=name),
         )
-        r("/api/exchanges", "GET", lambda: self.records().exchanges())
+        r("/api/exchanges", "GET", lambda: v(self.records().exchanges()))
         r(
             "/api/exchanges/<vhost>",
             "GET",
             lambda vhost: self._vhost_records(vhost).exchanges(vhost),
         )
         r("/api/exchanges/<vhost>/<name>", "GET", self.get_exchange)
+        r("/api/exchanges/<vhost>/<name>", "PUT", self.put_exchange)
+        r("/api/exchanges/<vhost>/<name>", "DELETE", self.delete_exchange)
+        r("/api/exchanges/<vhost>/<name>/publish", "POST", self.publish)
         r("/api/exchanges/<vhost>/<name>/bindings/source", "GET", self.get_bindings_from)
         r("/api/exchanges/<vhost>/<name>/bindings/destination", "GET", self.get_bindings_to)
-        r("/api/queues", "GET", lambda: self.records().queues())
+        r("/api/queues", "GET", lambda: v(self.records().queues()))
         r("/api/queues/<vhost>", "GET", lambda vhost: self._vhost_records(vhost).queues(vhost))
         r("/api/queues/<vhost>/<name>", "GET", self.get_queue)
+        r("/api/queues/<vhost>/<name>", "PUT", self.put_queue)
         r("/api/queues/<vhost>/<name>", "DELETE", self.delete_queue)
         r("/api/queues/<vhost>/<name>/bindings", "GET", self.get_queue_bindings)
         r("/api/queues/<vhost>/<name>/contents", "DELETE", self.purge_queue)
         r("/api/queues/<vhost>/<name>/get", "POST", self.get_messages)
-        r("/api/bindings", "GET", lambda: self.records().bindings())
+        r("/api/bindings", "GET", lambda: v(self.records().bindings()))
         r("/api/bindings/<vhost>", "GET", lambda vhost: self._vhost_records(vhost).bindings(vhost))
-        r("/api/consumers", "GET", lambda: self.records().consumers())
+        for kind in ("q", "e"):
+            between = f"/api/bindings/<vhost>/e/<source>/{kind}/<destination>"
+            r(between, "GET", partial(self.get_bindings_between, kind=kind))
+            r(between, "POST", partial(self.post_binding, kind=kind))
+            r(f"{between}/<props>", "GET", partial(self.get_binding, kind=kind))
+            r(f"{between}/<props>", "DELETE", partial(self.delete_binding, kind=kind))
+        r("/api/consumers", "GET", lambda: v(self.records().consumers(), "queue"))
         r(
             "/api/consumers/<vhost>",
             "GET",
             lambda vhost: self._vhost_records(vhost).consumers(vhost),
         )
-        r("/api/vhosts", "GET", lambda: self.records().vhosts())
-        r("/api/vhosts/<vhost>", "GET", lambda vhost: self._one(self.records().vhosts(vhost)))
-        r("/api/users", "GET", lambda: self.records().users())
-        r("/api/users/<name>", "GET", lambda name: self._one(self.records().users(), name=name))
-        r("/api/definitions", "GET", lambda: self.records().definitions())
-        r("/api/definitions", "POST", lambda: self.post_definitions(None))
-        r("/api/definitions/<vhost>", "GET", self.get_vhost_definitions)
-        r("/api/definitions/<vhost>", "POST", self.post_definitions)
-        r("/api/actors", "GET", lambda: self.records().actors())
-        r("/api/dashboard", "GET", lambda: self.records().dashboard(self.port))
-        r("/api/actors/<urn>", "GET", self.get_actor)
+        r("/api/vhosts", "GET", lambda: v(self.records().vhosts(), "name"))
+        r(
+            "/api/vhosts/<vhost>",
+            "GET",
+            lambda vhost: self._one(self._vhost_records(vhost).vhosts(vhost)),
+            admin,
+        )
+        r("/api/definitions", "GET", lambda: self.records().definitions(), admin)
+        r("/api/definitions", "POST", lambda: self.post_definitions(None), admin)
+        r("/api/definitions/<vhost>", "GET", self.get_vhost_definitions, admin)
+        r("/api/definitions/<vhost>", "POST", self.post_definitions, admin)
+        r("/api/actors", "GET", lambda: self.records().actors(), monitor)
+        r("/api/dashboard", "GET", lambda: self.records().dashboard(self.port), monitor)
+        r("/api/actors/<urn>", "GET", self.get_actor, monitor)
+        add_access_routes(self)
+
+    def get_overview(self) -> dict[str, Any]:
+        """``GET /api/overview``; without ``monitoring``, no node, listeners or contexts."""
+        overview = self.records().overview(self.port)
+        if not current_user().monitors:
+            for key in ("node", "listeners", "contexts"):
+                del overview[key]
+        return overview
+
+    def whoami(self) -> dict[str, Any]:
+        """``GET /api/whoami``."""
+        user = current_user()
+        return {"name": user.name, "tags": list(user.tags)}
+
+    # ----- node and health checks
+
+    def get_node(self, name: str) -> dict[str, Any]:
+        """``GET /api/nodes/{name}``."""
+        node = self.records().node_record()
+        if node["name"] != name:
+            raise not_found()
+        return node
+
+    def check_virtual_hosts(self) -> dict[str, Any]:
+        """``GET /api/health/checks/virtual-hosts``: every vhost's actor is running."""
+        snap = self.snapshots.get()
+        down = sorted(set(snap.access.vhosts) - set(snap.vhosts))
+        if down:
+            return _unhealthy(f"Some virtual hosts are down: {', '.join(down)}")
+        return HEALTHY
+
+    def check_port_listener(self, port: str) -> Any:
+        """``GET /api/health/checks/port-listener/{port}``."""
+        try:
+            wanted = int(port)
+        except ValueError:
+            raise bad_request(f"invalid port: {port}") from None
+        ports = sorted({p for _, p in self.snapshots.get().listeners})
+        if wanted in ports:
+            return {"status": "ok", "port": wanted}
+        return _unhealthy(
+            f"No active listener on port {wanted}", port=wanted, missing=wanted, ports=ports
+        )
+
+    def aliveness_test(self, vhost: str) -> dict[str, Any]:
+        """``GET /api/aliveness-test/{vhost}``: declare ``aliveness-test``, publish to it and
+        get the message back, as the user."""
+        self._enter(vhost)
+        user = current_user().name
+        queue = "aliveness-test"
+        self.commands.request(vhost, spec.QueueDeclare(queue=queue), user)
+        message = Message("", queue, b"", b"test_message")
+        self.commands.publish(vhost, message, user)
+        taken = self.commands.get_messages(vhost, queue, 1, None, user)
+        if not taken or taken[0].entry.message.body != b"test_message":
+            return {"status": "failed", "reason": "the message did not come back"}
+        return {"status": "ok"}
 
     # ----- page and metrics
 
@@ -276,18 +411,25 @@ class AdminApp:
     # ----- connections
 
     def get_connection(self, name: str) -> dict[str, Any]:
-        """``GET /api/connections/{name}``."""
-        return self._one(self.records().connections(), name=name)
+        """``GET /api/connections/{name}``: one's own, or any with ``monitoring``."""
+        connection = self._one(self.records().connections(), name=name)
+        if not current_user().sees_user(connection["user"]):
+            raise not_authorised(OBJECT_REFUSED)
+        return connection
 
     def get_connection_channels(self, name: str) -> list[dict[str, Any]]:
         """``GET /api/connections/{name}/channels``."""
-        records = self.records()
-        self._one(records.connections(), name=name)
-        return [c for c in records.channels() if c["connection_details"]["name"] == name]
+        self.get_connection(name)
+        channels = self._visible(self.records().channels(), "user")
+        return [c for c in channels if c["connection_details"]["name"] == name]
 
     def delete_connection(self, name: str) -> None:
-        """``DELETE /api/connections/{name}`` (reason from the ``X-Reason`` header)."""
+        """``DELETE /api/connections/{name}`` (reason from the ``X-Reason`` header): one's own,
+        or any for an administrator."""
         reason = bottle.request.get_header("X-Reason") or "Closed via management plugin"
+        connection = self._one(self.records().connections(), name=name)
+        if not current_user().closes_user(connection["user"]):
+            raise not_authorised(OBJECT_REFUSED)
         self.commands.close_connection(name, reason)
 
     # ----- exchanges
@@ -296,6 +438,54 @@ class AdminApp:
         """``GET /api/exchanges/{vhost}/{name}`` (``amq.default`` names the default exchange)."""
         name = "" if name == "amq.default" else name
         return self._one(self._vhost_records(vhost).exchanges(vhost), name=name)
+
+    def put_exchange(self, vhost: str, name: str) -> bottle.HTTPResponse | None:
+        """``PUT /api/exchanges/{vhost}/{name}``: declare it (201), or nothing new (204)."""
+        body = json_object()
+        self._enter(vhost)
+        exists = self._exchange_exists(vhost, name)
+        method = spec.ExchangeDeclare(
+            exchange=name,
+            type=str(body.get("type") or "direct"),
+            durable=_boolean(body, "durable", False),
+            auto_delete=_boolean(body, "auto_delete", False),
+            internal=_boolean(body, "internal", False),
+            arguments=_arguments(body),
+        )
+        self.commands.request(vhost, method, current_user().name)
+        return None if exists else created()
+
+    def _exchange_exists(self, vhost: str, name: str) -> bool:
+        return any(x["name"] == name for x in self.records().exchanges(vhost))
+
+    def delete_exchange(self, vhost: str, name: str) -> None:
+        """``DELETE /api/exchanges/{vhost}/{name}[?if-unused=true]``."""
+        self._enter(vhost)
+        if not self._exchange_exists(vhost, name):
+            raise not_found()
+        method = spec.ExchangeDelete(exchange=name, if_unused=flag("if-unused"))
+        self.commands.request(vhost, method, current_user().name)
+
+    def publish(self, vhost: str, name: str) -> dict[str, bool]:
+        """``POST /api/exchanges/{vhost}/{name}/publish`` with ``{properties, routing_key,
+        payload, payload_encoding}``: ``{"routed": bool}``; what the broker refuses is a 400
+        with the AMQP code and text, as RabbitMQ's channel-based publish reports it."""
+        body = json_object()
+        properties, key, payload, encoding = required(
+            body, "properties", "routing_key", "payload", "payload_encoding"
+        )
+        self._enter(vhost)
+        message = Message(
+            "" if name == "amq.default" else name,
+            text(key, "routing_key"),
+            _properties(properties),
+            _payload(payload, encoding),
+        )
+        try:
+            routed = self.commands.publish(vhost, message, current_user().name)
+        except CommandError as exc:
+            raise bad_request(f"{exc.code} {exc.reply_text}") from None
+        return {"routed": routed}
 
     def _exchange_bindings(self, vhost: str, name: str, field: str) -> list[dict[str, Any]]:
         records = self._vhost_records(vhost)
@@ -323,6 +513,20 @@ class AdminApp:
             raise not_found()
         return record
 
+    def put_queue(self, vhost: str, name: str) -> bottle.HTTPResponse | None:
+        """``PUT /api/queues/{vhost}/{name}``: declare it (201), or nothing new (204)."""
+        body = json_object()
+        self._enter(vhost)
+        exists = self.records().queue_actor(vhost, name) is not None
+        method = spec.QueueDeclare(
+            queue=name,
+            durable=_boolean(body, "durable", False),
+            auto_delete=_boolean(body, "auto_delete", False),
+            arguments=_arguments(body),
+        )
+        self.commands.request(vhost, method, current_user().name)
+        return None if exists else created()
+
     def get_queue_bindings(self, vhost: str, name: str) -> list[dict[str, Any]]:
         """``GET /api/queues/{vhost}/{name}/bindings``."""
         records = self._vhost_records(vhost)
@@ -336,20 +540,21 @@ class AdminApp:
 
     def delete_queue(self, vhost: str, name: str) -> None:
         """``DELETE /api/queues/{vhost}/{name}[?if-unused=true][&if-empty=true]``."""
-        self.commands.delete_queue(vhost, name, _flag("if-unused"), _flag("if-empty"))
+        self._enter(vhost)
+        user = current_user().name
+        self.commands.delete_queue(vhost, name, flag("if-unused"), flag("if-empty"), user)
 
     def purge_queue(self, vhost: str, name: str) -> None:
         """``DELETE /api/queues/{vhost}/{name}/contents``."""
-        self.commands.purge_queue(vhost, name)
+        self._enter(vhost)
+        self.commands.purge_queue(vhost, name, current_user().name)
 
     def get_messages(self, vhost: str, name: str) -> list[dict[str, Any]]:
-        """``POST /api/queues/{vhost}/{name}/get`` with ``{count, ackmode, encoding, truncate}``."""
-        body = _json_body()
-        if not isinstance(body, dict):
-            raise bad_request("expected a JSON object")
-        count = body.get("count", 1)
-        ackmode = body.get("ackmode", "ack_requeue_true")
-        encoding = body.get("encoding", "auto")
+        """``POST /api/queues/{vhost}/{name}/get`` with ``{count, ackmode, encoding, truncate}``;
+        what the broker refuses comes back as RabbitMQ's channel-based get reports it."""
+        body = json_object()
+        ackmode, count, encoding = required(body, "ackmode", "count", "encoding")
+        self._enter(vhost)
         truncate = body.get("truncate")
         if isinstance(count, str) and count.isdigit():
             count = int(count)  # RabbitMQ's own page sends numbers as strings
@@ -360,11 +565,93 @@ class AdminApp:
         if ackmode not in ACK_MODES:
             raise bad_request(f"ackmode must be one of {', '.join(ACK_MODES)}")
         if encoding not in ("auto", "base64"):
-            raise bad_request("encoding must be auto or base64")
+            raise bad_request("Unsupported encoding. Please use auto or base64.")
         if truncate is not None and (not isinstance(truncate, int) or truncate < 0):
             raise bad_request("truncate must be a non-negative integer")
-        taken = self.commands.get_messages(vhost, name, count, ACK_MODES[ackmode])
+        user = current_user().name
+        try:
+            taken = self.commands.get_messages(vhost, name, count, ACK_MODES[ackmode], user)
+        except NotFound:
+            reason = f"NOT_FOUND - no queue '{name}' in vhost '{vhost}'"
+            raise ApiError(404, "not_found", reason) from None
+        except CommandError as exc:
+            if exc.code == 403:
+                raise not_authorised(exc.reply_text) from None
+            if exc.code == 404:
+                raise ApiError(404, "not_found", exc.reply_text) from None
+            raise
         return [encode_message(t, encoding, truncate) for t in taken]
+
+    # ----- bindings
+
+    def get_bindings_between(
+        self, vhost: str, source: str, destination: str, kind: str
+    ) -> list[dict[str, Any]]:
+        """``GET /api/bindings/{vhost}/e/{source}/{q|e}/{destination}``."""
+        records = self._vhost_records(vhost)
+        source = "" if source == "amq.default" else source
+        self._one(records.exchanges(vhost), name=source)
+        if kind == "q" and records.queue_actor(vhost, destination) is None:
+            raise not_found()
+        if kind == "e":
+            self._one(records.exchanges(vhost), name=destination)
+        dest_type = DESTINATION_TYPES[kind]
+        return [
+            b
+            for b in records.bindings(vhost)
+            if b["source"] == source
+            and b["destination"] == destination
+            and b["destination_type"] == dest_type
+        ]
+
+    def get_binding(
+        self, vhost: str, source: str, destination: str, props: str, kind: str
+    ) -> dict[str, Any]:
+        """``GET /api/bindings/{vhost}/e/{source}/{q|e}/{destination}/{props}``."""
+        found = self.get_bindings_between(vhost, source, destination, kind)
+        return self._one(found, properties_key=props)
+
+    def post_binding(
+        self, vhost: str, source: str, destination: str, kind: str
+    ) -> bottle.HTTPResponse:
+        """``POST /api/bindings/{vhost}/e/{source}/{q|e}/{destination}`` with ``{routing_key,
+        arguments}``: 201 with the new binding's path in ``Location``."""
+        body = json_object()
+        self._enter(vhost)
+        key = str(body.get("routing_key", ""))
+        arguments = _arguments(body)
+        method: spec.Method
+        if kind == "q":
+            method = spec.QueueBind(
+                queue=destination, exchange=source, routing_key=key, arguments=arguments
+            )
+        else:
+            method = spec.ExchangeBind(
+                destination=destination, source=source, routing_key=key, arguments=arguments
+            )
+        self.commands.request(vhost, method, current_user().name)
+        response = created()
+        props = quote(properties_key(key, arguments), safe="")
+        response.set_header("Location", f"{quote(destination, safe='')}/{props}")
+        return response
+
+    def delete_binding(
+        self, vhost: str, source: str, destination: str, props: str, kind: str
+    ) -> None:
+        """``DELETE /api/bindings/{vhost}/e/{source}/{q|e}/{destination}/{props}``."""
+        binding = self.get_binding(vhost, source, destination, props, kind)
+        self._enter(vhost)
+        key, arguments = binding["routing_key"], binding["arguments"]
+        method: spec.Method
+        if kind == "q":
+            method = spec.QueueUnbind(
+                queue=destination, exchange=source, routing_key=key, arguments=arguments
+            )
+        else:
+            method = spec.ExchangeUnbind(
+                destination=destination, source=source, routing_key=key, arguments=arguments
+            )
+        self.commands.request(vhost, method, current_user().name)
 
     # ----- definitions
 
@@ -374,9 +661,7 @@ class AdminApp:
 
     def post_definitions(self, vhost: str | None) -> None:
         """``POST /api/definitions[/{vhost}]``: 204, or 400 listing what was refused."""
-        body = _json_body()
-        if not isinstance(body, dict):
-            raise bad_request("definitions must be a JSON object")
+        body = json_object()
         if vhost is not None:
             self._vhost_records(vhost)
         errors = self.commands.import_definitions(body, vhost)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,9 +19,10 @@ from dispatchd.actors.messages import GetResult, Reply, Settle
 from dispatchd.actors.runtime import Describe, LoopActorRef, post
 from dispatchd.management import Management
 from dispatchd.wire import spec
+from dispatchd.wire.errors import AMQPError
 
 if TYPE_CHECKING:
-    from dispatchd.actors.content import Entry
+    from dispatchd.actors.content import Entry, Message
     from dispatchd.broker import Broker
 
 __all__ = ["ACK_MODES", "CommandError", "Commands", "NotFound"]
@@ -46,13 +47,25 @@ class NotFound(LookupError):
 
 
 class CommandError(ValueError):
-    """The broker refused a command (HTTP 400, with the AMQP error's text as the reason)."""
+    """The broker refused a command: a text, and the AMQP reply code and on-the-wire text
+    when the refusal was an AMQP error (each API route maps them as RabbitMQ's does)."""
+
+    def __init__(self, text: str, code: int = 406, reply_text: str | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+        self.reply_text = reply_text if reply_text is not None else text
+
+    @classmethod
+    def of(cls, error: AMQPError) -> CommandError:
+        """The CommandError for an AMQP error."""
+        return cls(error.text, error.code, error.reply_text)
 
 
 def _check(reply: Any) -> Any:
-    """The method of a Reply, or CommandError with the AMQP error's text."""
+    """The method of a Reply, or the CommandError of its AMQP error."""
     if isinstance(reply, Reply) and reply.error is not None:
-        raise CommandError(reply.error.reply_text)
+        raise CommandError.of(reply.error)
     return reply.method if isinstance(reply, Reply) else reply
 
 
@@ -88,14 +101,19 @@ def encode_message(taken: Taken, encoding: str, truncate: int | None) -> dict[st
         "exchange": message.exchange,
         "routing_key": message.routing_key,
         "message_count": taken.message_count,
-        "properties": {k: v for k, v in properties.items() if v is not None},
+        # none at all: RabbitMQ's empty property list, which its JSON renders as []
+        "properties": {k: v for k, v in properties.items() if v is not None} or [],
         "payload": payload,
         "payload_encoding": payload_encoding,
     }
 
 
 class Commands:
-    """The admin's write operations; call the public methods from the admin thread."""
+    """The admin's write operations; call the public methods from the admin thread.
+
+    ``user`` is whose permissions apply (None: the broker's own, no checks), as RabbitMQ's
+    management plugin acts with the requesting user's permissions.
+    """
 
     def __init__(self, broker: Broker, timeout: float = REPLY_TIMEOUT + 1.0) -> None:
         self.broker = broker
@@ -107,6 +125,13 @@ class Commands:
         loop = self.broker.runtime.loop
         return asyncio.run_coroutine_threadsafe(coro, loop).result(self.timeout)
 
+    def call(self, operation: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """Run a Management operation; a change it refuses is a CommandError."""
+        try:
+            return self.run(operation(*args))
+        except AccessError as exc:
+            raise CommandError(str(exc)) from None
+
     # ----- loop side helpers
 
     def _vhost(self, name: str) -> LoopActorRef[Any]:
@@ -114,12 +139,6 @@ class Commands:
         if ref is None:
             raise NotFound(f"no vhost '{name}'")
         return ref  # type: ignore[return-value]
-
-    async def _ask_vhost(
-        self, vhost: LoopActorRef[Any], method: spec.Method, connection_id: int
-    ) -> Any:
-        """Send ``method`` to the vhost as a channel would and return the reply message."""
-        return await self.management.ask_vhost(vhost, method, connection_id)
 
     async def _queue(self, vhost: str, name: str) -> tuple[LoopActorRef[Any], dict[str, Any]]:
         """The vhost's ref and its declaration of the queue (NotFound if either is missing)."""
@@ -130,11 +149,20 @@ class Commands:
                 return ref, queue
         raise NotFound(f"no queue '{name}' in vhost '{vhost}'")
 
-    @staticmethod
-    def _owner(queue: Mapping[str, Any]) -> int:
-        """The connection id to act as: the owner of an exclusive queue (as RabbitMQ's admin may
-        act on any queue), else 0."""
-        return queue["exclusive_owner"] or 0
+    async def _on_queue(self, vhost: str, name: str, method: spec.Method, user: str | None) -> Any:
+        """Carry out a method on an existing queue, as its exclusive owner if it has one (as
+        RabbitMQ's admin may act on any queue); the reply's method."""
+        ref, queue = await self._queue(vhost, name)
+        owner = queue["exclusive_owner"] or 0
+        return _check(await self.management.ask_vhost(ref, method, owner, user))
+
+    def request(self, vhost: str, method: spec.Method, user: str | None) -> Any:
+        """Carry out a declare, delete, bind or unbind in ``vhost`` as ``user``."""
+
+        async def ask() -> Any:
+            return _check(await self.management.ask_vhost(self._vhost(vhost), method, 0, user))
+
+        return self.run(ask())
 
     # ----- connections
 
@@ -152,40 +180,32 @@ class Commands:
 
     # ----- queues
 
-    def delete_queue(self, vhost: str, name: str, if_unused: bool, if_empty: bool) -> None:
+    def delete_queue(
+        self, vhost: str, name: str, if_unused: bool, if_empty: bool, user: str | None
+    ) -> None:
         """``DELETE /api/queues/{vhost}/{name}``."""
+        method = spec.QueueDelete(queue=name, if_unused=if_unused, if_empty=if_empty)
+        self.run(self._on_queue(vhost, name, method, user))
 
-        async def delete() -> None:
-            ref, queue = await self._queue(vhost, name)
-            method = spec.QueueDelete(queue=name, if_unused=if_unused, if_empty=if_empty)
-            _check(await self._ask_vhost(ref, method, self._owner(queue)))
-
-        self.run(delete())
-
-    def purge_queue(self, vhost: str, name: str) -> int:
+    def purge_queue(self, vhost: str, name: str, user: str | None) -> int:
         """``DELETE /api/queues/{vhost}/{name}/contents``; returns how many were purged."""
+        reply = self.run(self._on_queue(vhost, name, spec.QueuePurge(queue=name), user))
+        return int(reply.message_count)
 
-        async def purge() -> int:
-            ref, queue = await self._queue(vhost, name)
-            reply = _check(
-                await self._ask_vhost(ref, spec.QueuePurge(queue=name), self._owner(queue))
-            )
-            return reply.message_count
-
-        return self.run(purge())
-
-    def get_messages(self, vhost: str, name: str, count: int, requeue: bool | None) -> list[Taken]:
+    def get_messages(
+        self, vhost: str, name: str, count: int, requeue: bool | None, user: str | None
+    ) -> list[Taken]:
         """``POST /api/queues/{vhost}/{name}/get``: take up to ``count`` messages, then settle
         them all at once (requeued in place, acknowledged, or rejected) as ``requeue`` says."""
 
         async def get() -> list[Taken]:
             ref, queue = await self._queue(vhost, name)
+            owner = queue["exclusive_owner"] or 0
             taken: list[Taken] = []
             source = None
             for _ in range(count):
-                result = await self._ask_vhost(
-                    ref, spec.BasicGet(queue=name, no_ack=False), self._owner(queue)
-                )
+                method = spec.BasicGet(queue=name, no_ack=False)
+                result = await self.management.ask_vhost(ref, method, owner, user)
                 _check(result)
                 if not isinstance(result, GetResult) or result.entry is None:
                     break
@@ -197,11 +217,18 @@ class Commands:
 
         return self.run(get())
 
+    # ----- publishing
+
+    def publish(self, vhost: str, message: Message, user: str) -> bool:
+        """``POST /api/exchanges/{vhost}/{name}/publish``: route one message as ``user``;
+        whether it reached a queue."""
+        try:
+            return self.run(self.management.publish(self._vhost(vhost), vhost, message, user))
+        except AMQPError as error:
+            raise CommandError.of(error) from None
+
     # ----- definitions
 
     def import_definitions(self, definitions: Mapping[str, Any], vhost: str | None) -> list[str]:
         """``POST /api/definitions[/{vhost}]`` (see ``Management.import_definitions``)."""
-        try:
-            return self.run(self.management.import_definitions(definitions, vhost))
-        except AccessError as exc:
-            raise CommandError(str(exc)) from None
+        return self.call(self.management.import_definitions, definitions, vhost)

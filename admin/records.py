@@ -21,27 +21,56 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import resource
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote_plus
 
-from dispatchd import __version__
+from dispatchd import RABBITMQ_VERSION, __version__
 from dispatchd.access import Vhost
 from dispatchd.actors.routing import ROUTERS
 from dispatchd.actors.runtime import ActorInfo
 from dispatchd.admin.rates import RateTracker
 from dispatchd.admin.snapshot import ConnectionState, Snapshot
+from dispatchd.wire.sasl import MECHANISMS
 
 __all__ = ["Records"]
 
 PRODUCT = "dispatchd"
 
 
+def _process() -> dict[str, Any]:
+    """This process's pid, RSS, open descriptors and their limit, from ``/proc``."""
+    try:
+        rss = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        fds = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        rss = fds = 0
+    return {
+        "os_pid": str(os.getpid()),
+        "mem_used": rss,
+        "mem_calculation_strategy": "rss",
+        "fd_used": fds,
+        "fd_total": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "processors": os.cpu_count() or 1,
+    }
+
+
 def _details(record: dict[str, Any], name: str, value: float, rate: float) -> None:
     """Set ``name`` and RabbitMQ's ``name_details: {rate}`` on a record."""
     record[name] = value
     record[f"{name}_details"] = {"rate": round(rate, 2)}
+
+
+def _metadata(vhost: Vhost) -> dict[str, Any]:
+    """A vhost's ``metadata`` as RabbitMQ shows it (the queue type only once one is set)."""
+    metadata: dict[str, Any] = {"description": vhost.description, "tags": list(vhost.tags)}
+    if vhost.default_queue_type != "undefined":
+        metadata["default_queue_type"] = vhost.default_queue_type
+    return metadata
 
 
 def _counts(described: Mapping[str, Any]) -> dict[str, int]:
@@ -54,12 +83,16 @@ def _counts(described: Mapping[str, Any]) -> dict[str, int]:
 
 
 def properties_key(routing_key: str, arguments: Mapping[str, Any]) -> str:
-    """The binding's id in API paths (RabbitMQ's ``properties_key``): key, plus a hash of args."""
-    key = quote(routing_key, safe="")
+    """The binding's id in API paths (RabbitMQ's ``properties_key``): ``~`` for an empty key
+    without arguments, else the key form-encoded (``~`` escaped, as it separates), plus ``~``
+    and a short hash of the arguments when there are any. (RabbitMQ hashes with Erlang's
+    ``phash2``, so the hash part differs; clients take the key from the binding record.)"""
+    key = quote_plus(routing_key, safe="").replace("~", "%7E")
     if not arguments:
-        return key
+        return key or "~"
     packed = json.dumps(arguments, sort_keys=True, default=str).encode()
-    return f"{key}~{base64.urlsafe_b64encode(hashlib.md5(packed).digest()).decode().rstrip('=')}"
+    digest = base64.urlsafe_b64encode(hashlib.md5(packed).digest()[:4]).decode().rstrip("=")
+    return f"{key}~{digest}"
 
 
 class Records:
@@ -147,9 +180,10 @@ class Records:
             _details(totals, field, value, self._rate(("overview", field), value))
         actors = self.snap.actors
         return {
-            "management_version": __version__,
+            "management_version": RABBITMQ_VERSION,
             "product_name": PRODUCT,
             "product_version": __version__,
+            "rabbitmq_version": RABBITMQ_VERSION,
             "rates_mode": "basic",
             "cluster_name": self.node,
             "node": self.node,
@@ -181,6 +215,35 @@ class Records:
                     "path": "/",
                     "port": str(admin_port),
                 }
+            ],
+        }
+
+    def node_record(self) -> dict[str, Any]:
+        """``GET /api/nodes/{name}``: this node, with what dispatchd measures of it."""
+        snap = self.snap
+        try:
+            disk_free = shutil.disk_usage(snap.data_dir or ".").free
+        except OSError:
+            disk_free = 0
+        return {
+            "name": self.node,
+            "type": "disc",
+            "running": True,
+            "uptime": int((snap.wall - snap.started_at) * 1000),
+            "rates_mode": "basic",
+            **_process(),
+            "sockets_used": len(snap.connections),
+            "proc_used": len(snap.actors),
+            "mem_alarm": False,
+            "disk_free": disk_free,
+            "disk_free_alarm": False,
+            "db_dir": snap.data_dir,
+            "partitions": [],
+            "auth_mechanisms": [
+                {"name": name, "description": "", "enabled": True} for name in MECHANISMS.split()
+            ],
+            "exchange_types": [
+                {"name": name, "description": "", "enabled": True} for name in ROUTERS
             ],
         }
 
@@ -422,8 +485,8 @@ class Records:
                 "name": vname,
                 "description": meta.description,
                 "tags": list(meta.tags),
-                "metadata": {"description": meta.description, "tags": list(meta.tags)},
                 "default_queue_type": meta.default_queue_type,
+                "metadata": _metadata(meta),
                 "tracing": False,
                 "cluster_state": {self.node: "running"},
             }
@@ -467,6 +530,14 @@ class Records:
             for t in topics.values()
         ]
 
+    def user_limits(self) -> list[dict[str, Any]]:
+        """``GET /api/user-limits``: the users that have limits."""
+        return [
+            {"user": u.name, "value": dict(u.limits)}
+            for u in sorted(self.snap.access.users.values(), key=lambda u: u.name)
+            if u.limits
+        ]
+
     def vhost_limits(self) -> list[dict[str, Any]]:
         """``GET /api/vhost-limits``: the vhosts that have limits."""
         return [
@@ -505,7 +576,7 @@ class Records:
                     {
                         "name": v.name,
                         "limits": [],
-                        "metadata": {"description": v.description, "tags": list(v.tags)},
+                        "metadata": _metadata(v),
                     }
                     for v in vhosts
                 ],

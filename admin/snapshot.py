@@ -77,6 +77,8 @@ class Snapshot:
     access: AccessControl  # a copy: users, vhosts' metadata, permissions
     closed_channels: MessageTotals  # counts of the channels that have stopped
     commits: CommitStats | None  # the store's commits so far (None: no store)
+    started_at: float = 0.0  # time.time() when the broker started
+    data_dir: str = ""
     by_urn: Mapping[str, ActorInfo] = field(default_factory=dict)
 
     def describe(self, urn: str | None) -> Mapping[str, Any] | None:
@@ -207,6 +209,8 @@ async def collect(
             vhosts, described, {} if last_closed is None else last_closed
         ),
         commits=dataclasses.replace(broker.commits) if broker.commits is not None else None,
+        started_at=broker.started_at,
+        data_dir=str(settings.data_dir or ""),
         by_urn={info.urn: info for info in actors},
     )
 

@@ -259,6 +259,10 @@ class AccessControl:
             MappingProxyType(topics),
         )
 
+    def vhosts_of(self, user: str) -> frozenset[str]:
+        """The vhosts ``user`` has permissions in."""
+        return frozenset(vhost for vhost, who in self.permissions if who == user)
+
     def grants(self, vhost: str) -> dict[str, Grant]:
         """Every user's grant in ``vhost``."""
         out: dict[str, Grant] = {}

@@ -13,6 +13,7 @@ import itertools
 import logging
 import platform
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 from pykka import ActorRef
@@ -74,6 +75,7 @@ class Broker:
         self.connections: dict[int, AMQPProtocol] = {}
         self.capabilities = dict(CAPABILITIES)
         self.cluster_name = f"dispatchd@{socket.gethostname()}"
+        self.started_at = time.time()
         self.server_properties: dict[str, Any] = {
             "product": "dispatchd",
             "version": __version__,

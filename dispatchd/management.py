@@ -17,12 +17,26 @@ from typing import TYPE_CHECKING, Any
 
 from dispatchd import definitions
 from dispatchd.access import AccessControl, AlreadyExists, User, Vhost
-from dispatchd.actors.messages import AccessChanged, GetResult, Reply, Request
+from dispatchd.actors.messages import (
+    AccessChanged,
+    ChannelStopped,
+    ExchangeResolved,
+    GetResult,
+    Publish,
+    Reply,
+    Request,
+    ResolveExchange,
+    RouteResult,
+)
+from dispatchd.actors.publishing import check_destination, checked
 from dispatchd.actors.runtime import LoopActor, handles, post
+from dispatchd.actors.stats import MessageTotals
 from dispatchd.store import accounts
 from dispatchd.store.actor import StoreFailed
+from dispatchd.wire.errors import not_found
 
 if TYPE_CHECKING:
+    from dispatchd.actors.content import Message
     from dispatchd.broker import Broker
 
 __all__ = ["Committed", "Management", "ManagementError", "ReplyCatcher"]
@@ -60,6 +74,16 @@ class ReplyCatcher(LoopActor):
     @handles(GetResult)
     def on_get_result(self, msg: GetResult) -> None:
         """A queue's answer to basic.get."""
+        self._catch(msg)
+
+    @handles(ExchangeResolved)
+    def on_exchange_resolved(self, msg: ExchangeResolved) -> None:
+        """A vhost's answer to resolving an exchange to publish to."""
+        self._catch(msg)
+
+    @handles(RouteResult)
+    def on_route_result(self, msg: RouteResult) -> None:
+        """An exchange's count of the queues a publish reached."""
         self._catch(msg)
 
     @handles(Committed)
@@ -138,15 +162,40 @@ class Management:
         while ids & self.broker.connections.keys() and loop.time() < deadline:
             await asyncio.sleep(0.01)
 
-    async def ask_vhost(self, vhost: Any, method: Any, connection_id: int) -> Any:
-        """Send an AMQP method to a vhost actor as the broker itself (no permission checks;
-        the caller checked its own user's) and return the reply message."""
+    async def ask_vhost(
+        self, vhost: Any, method: Any, connection_id: int, user: str | None = None
+    ) -> Any:
+        """Send an AMQP method to a vhost actor as ``user`` would on a channel (None: as the
+        broker itself, with no permission checks) and return the reply message."""
 
         def send(catcher: Any) -> None:
-            if not post(vhost, Request(method, catcher, connection_id)):
+            if not post(vhost, Request(method, catcher, connection_id, user=user)):
                 raise ManagementError("the vhost is gone")
 
         return await self.catch(send)
+
+    async def publish(self, vhost: Any, vhost_name: str, message: Message, user: str) -> bool:
+        """Route one message through its exchange as ``user`` would publish it (their write
+        and topic permissions, user-id, expiration and CC/BCC checked as on a channel);
+        whether it reached at least one queue. Raises the AMQPError a channel would get."""
+
+        def resolve(catcher: Any) -> None:
+            post(vhost, ResolveExchange(message.exchange, catcher, user))
+
+        resolved = await self.catch(resolve)
+        if resolved.refused is not None:
+            raise resolved.refused
+        if resolved.ref is None:
+            raise not_found(f"no exchange '{message.exchange}' in vhost '{vhost_name}'")
+        check_destination(message, resolved.internal, resolved.topic_write, vhost_name, user)
+        message = checked(message, user)
+
+        def route(catcher: Any) -> None:
+            post(resolved.ref, Publish([message], [1], catcher))
+            post(vhost, ChannelStopped(MessageTotals(published=1), catcher))
+
+        result = await self.catch(route)
+        return any(count for _, count in result.routed)
 
     async def import_definitions(self, doc: Mapping[str, Any], vhost: str | None) -> list[str]:
         """See ``dispatchd.definitions.import_definitions``."""

@@ -503,10 +503,12 @@ def test_metrics(api, amqp) -> None:
 def test_credentials(api) -> None:
     anonymous = AdminClient(api.port, user=None).request("GET", "/api/overview")
     assert anonymous.status == 401
-    assert anonymous.headers["WWW-Authenticate"].startswith("Basic ")
-    assert anonymous.body == {"error": "not_authorised", "reason": "Login failed"}
+    assert anonymous.headers["WWW-Authenticate"] == 'Basic realm="RabbitMQ Management"'
+    assert anonymous.body == ""  # as RabbitMQ 3.10.8
     wrong = AdminClient(api.port, password="nope").request("GET", "/api/queues")
     assert wrong.status == 401
+    assert wrong.body == {"error": "not_authorized", "reason": "Login failed"}  # sic, with z
+    assert wrong.headers["WWW-Authenticate"] == 'Basic realm="RabbitMQ Management"'
     assert AdminClient(api.port, user="nobody").request("GET", "/").status == 401
     page = api.request("GET", "/")
     assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
@@ -522,7 +524,7 @@ def test_bad_input_answers_json_and_the_admin_survives(api) -> None:
     assert api.request("GET", "/api/no-such-thing").body == NOT_FOUND
     assert api.request("GET", "/api/connections/nope").status == 404
     bad_json = api.request("POST", "/api/queues/%2F/x/get", raw=b"{not json")
-    assert bad_json.status == 400 and "malformed JSON" in bad_json.body["reason"]
+    assert bad_json.status == 400 and bad_json.body["reason"] == "not_json"
     bad_mode = api.request("POST", "/api/definitions", raw=b"[1, 2]")
     assert bad_mode.status == 400 and bad_mode.body["error"] == "bad_request"
     queue = name("bad")

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dispatchd import __version__
+from dispatchd import RABBITMQ_VERSION, __version__
 from dispatchd.access import AccessError, AlreadyExists, InvalidRegex, NoSuchUser, NoSuchVhost
 from dispatchd.actors.runtime import Describe
 from dispatchd.admin.rates import RateTracker
@@ -40,10 +40,7 @@ from dispatchd.wire import spec
 if TYPE_CHECKING:
     from dispatchd.broker import Broker
 
-__all__ = ["RABBITMQ_VERSION", "VERBS", "Context"]
-
-RABBITMQ_VERSION = "3.10.8"
-"""The RabbitMQ release whose behaviour dispatchd matches (tools gate features on it)."""
+__all__ = ["VERBS", "Context"]
 
 
 @dataclass(slots=True)
