@@ -259,12 +259,11 @@ class AccessRoutes:
         return None if exists else created()
 
     def delete_topic_permissions(self, vhost: str, user: str) -> None:
-        """``DELETE /api/topic-permissions/{vhost}/{user}[?exchange=x]``: all of them, or the
-        one on that exchange."""
+        """``DELETE /api/topic-permissions/{vhost}/{user}``: all of them (RabbitMQ 3.10.8
+        ignores an ``?exchange=`` query, and so do we)."""
         if not self._access().topic_permissions.get((vhost, user)):
             raise not_found()
-        exchange = bottle.request.query.get("exchange") or None
-        self.call(self.management.clear_topic_permissions, vhost, user, exchange)
+        self.call(self.management.clear_topic_permissions, vhost, user, None)
 
     # ----- limits
 

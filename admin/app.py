@@ -375,9 +375,7 @@ class AdminApp:
         ports = sorted({p for _, p in self.snapshots.get().listeners})
         if wanted in ports:
             return {"status": "ok", "port": wanted}
-        return _unhealthy(
-            f"No active listener on port {wanted}", port=wanted, missing=wanted, ports=ports
-        )
+        return _unhealthy("No active listener", missing=wanted, ports=ports)
 
     def aliveness_test(self, vhost: str) -> dict[str, Any]:
         """``GET /api/aliveness-test/{vhost}``: declare ``aliveness-test``, publish to it and
@@ -618,6 +616,7 @@ class AdminApp:
         arguments}``: 201 with the new binding's path in ``Location``."""
         body = json_object()
         self._enter(vhost)
+        source = "" if source == "amq.default" else source
         key = str(body.get("routing_key", ""))
         arguments = _arguments(body)
         method: spec.Method

@@ -125,10 +125,12 @@ class Commands:
         loop = self.broker.runtime.loop
         return asyncio.run_coroutine_threadsafe(coro, loop).result(self.timeout)
 
-    def call(self, operation: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+    def call(
+        self, operation: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
+    ) -> T:
         """Run a Management operation; a change it refuses is a CommandError."""
         try:
-            return self.run(operation(*args))
+            return self.run(operation(*args, **kwargs))
         except AccessError as exc:
             raise CommandError(str(exc)) from None
 

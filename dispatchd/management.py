@@ -17,12 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from dispatchd import definitions
 from dispatchd.access import AccessControl, AlreadyExists, User, Vhost
+from dispatchd.actors.confirms import Confirms
 from dispatchd.actors.messages import (
+    Accepted,
     AccessChanged,
     ChannelStopped,
     ExchangeResolved,
     GetResult,
     Publish,
+    Rejected,
     Reply,
     Request,
     ResolveExchange,
@@ -33,7 +36,7 @@ from dispatchd.actors.runtime import LoopActor, handles, post
 from dispatchd.actors.stats import MessageTotals
 from dispatchd.store import accounts
 from dispatchd.store.actor import StoreFailed
-from dispatchd.wire.errors import not_found
+from dispatchd.wire.errors import not_found, precondition_failed
 
 if TYPE_CHECKING:
     from dispatchd.actors.content import Message
@@ -43,9 +46,6 @@ __all__ = ["Committed", "Management", "ManagementError", "ReplyCatcher"]
 
 REPLY_TIMEOUT = 5.0
 """Seconds an operation waits for the store or an actor to answer."""
-
-CLOSE_TIMEOUT = 5.0
-"""Seconds the connections of a deleted user or vhost get to close before they are cut."""
 
 
 class ManagementError(Exception):
@@ -81,11 +81,6 @@ class ReplyCatcher(LoopActor):
         """A vhost's answer to resolving an exchange to publish to."""
         self._catch(msg)
 
-    @handles(RouteResult)
-    def on_route_result(self, msg: RouteResult) -> None:
-        """An exchange's count of the queues a publish reached."""
-        self._catch(msg)
-
     @handles(Committed)
     def on_committed(self, msg: Committed) -> None:
         """The store committed a write."""
@@ -102,6 +97,56 @@ class ReplyCatcher(LoopActor):
         self.stop()
 
 
+@dataclass(frozen=True, slots=True)
+class Published:
+    """Confirm catcher -> its future: every queue the publish reached took it (or one
+    refused it)."""
+
+    routed: bool
+    rejected: bool = False
+
+
+class ConfirmCatcher(LoopActor):
+    """A one-shot publisher: waits until its one publish is confirmed, as a confirm channel
+    would (routed to no queue, or taken by every queue it reached, or refused by one)."""
+
+    kind = "admin"
+    SEQ = 1  # the number of the one publish (the first a fresh Confirms gives)
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        super().__init__(name="admin publish")
+        self.future = future
+        self.confirms = Confirms()
+        self.confirms.number()  # SEQ, the publish's number
+        self.routed = False
+
+    @handles(RouteResult)
+    def on_route_result(self, msg: RouteResult) -> None:
+        """The exchange counted the queues the publish reached."""
+        self.routed = any(count for _, count in msg.routed)
+        self._settled(self.confirms.routed(msg.routed))
+
+    @handles(Accepted)
+    def on_accepted(self, msg: Accepted) -> None:
+        """A queue took the publish (persisted first, if it is persistent and durable)."""
+        self._settled(self.confirms.accepted(msg.seqs))
+
+    @handles(Rejected)
+    def on_rejected(self, msg: Rejected) -> None:
+        """A queue refused the publish (full, overflow reject-publish)."""
+        if self.confirms.rejected(msg.seqs):
+            self._settle(Published(self.routed, rejected=True))
+
+    def _settled(self, done: list[int]) -> None:
+        if done:
+            self._settle(Published(self.routed))
+
+    def _settle(self, outcome: Published) -> None:
+        if not self.future.done():
+            self.future.set_result(outcome)
+        self.stop()
+
+
 class Management:
     """The broker's management operations (call and await them on the loop thread)."""
 
@@ -113,10 +158,10 @@ class Management:
         """The broker's users, vhosts and permissions."""
         return self.broker.access
 
-    async def catch(self, send: Any) -> Any:
+    async def catch(self, send: Any, catcher_class: type[LoopActor] = ReplyCatcher) -> Any:
         """Start a catcher, call ``send(catcher)`` and wait for what the catcher gets."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        catcher = self.broker.runtime.start(ReplyCatcher, future)
+        catcher = self.broker.runtime.start(catcher_class, future)
         try:
             send(catcher)
             return await asyncio.wait_for(future, REPLY_TIMEOUT)
@@ -152,15 +197,12 @@ class Management:
                 limits = vhost.limits
                 post(ref, AccessChanged(self.access.grants(name), limits.get("max-queues")))
 
-    async def _close(self, connections: list[Any], text: str) -> None:
-        """Close connections with 320 and wait (bounded) until they are gone."""
+    @staticmethod
+    def _close(connections: list[Any], text: str) -> None:
+        """Close connections with 320 (without waiting for their clients' close-ok, as
+        RabbitMQ: a closing connection reads nothing more but that)."""
         for protocol in connections:
             protocol.force_close(text)
-        ids = {p.id for p in connections}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + CLOSE_TIMEOUT
-        while ids & self.broker.connections.keys() and loop.time() < deadline:
-            await asyncio.sleep(0.01)
 
     async def ask_vhost(
         self, vhost: Any, method: Any, connection_id: int, user: str | None = None
@@ -175,9 +217,10 @@ class Management:
         return await self.catch(send)
 
     async def publish(self, vhost: Any, vhost_name: str, message: Message, user: str) -> bool:
-        """Route one message through its exchange as ``user`` would publish it (their write
-        and topic permissions, user-id, expiration and CC/BCC checked as on a channel);
-        whether it reached at least one queue. Raises the AMQPError a channel would get."""
+        """Route one message through its exchange as ``user`` would publish it on a confirm
+        channel (their write and topic permissions, user-id, expiration and CC/BCC checked as
+        there); once confirmed, whether it reached a queue. Raises the AMQPError a channel
+        would get (a queue's refusal: 406, as RabbitMQ's API reports a nack)."""
 
         def resolve(catcher: Any) -> None:
             post(vhost, ResolveExchange(message.exchange, catcher, user))
@@ -191,11 +234,13 @@ class Management:
         message = checked(message, user)
 
         def route(catcher: Any) -> None:
-            post(resolved.ref, Publish([message], [1], catcher))
+            post(resolved.ref, Publish([message], [ConfirmCatcher.SEQ], catcher))
             post(vhost, ChannelStopped(MessageTotals(published=1), catcher))
 
-        result = await self.catch(route)
-        return any(count for _, count in result.routed)
+        outcome = await self.catch(route, ConfirmCatcher)
+        if outcome.rejected:
+            raise precondition_failed("the message was rejected by a queue")
+        return outcome.routed
 
     async def import_definitions(self, doc: Mapping[str, Any], vhost: str | None) -> list[str]:
         """See ``dispatchd.definitions.import_definitions``."""
@@ -251,7 +296,7 @@ class Management:
         await self.commit(before, accounts.DeleteUser(name))
         self.regrant(vhosts)
         connections = [p for p in self.broker.connections.values() if p.user == name]
-        await self._close(connections, f"user '{name}' is deleted")
+        self._close(connections, f"user '{name}' is deleted")
 
     # ----- vhosts
 
@@ -287,7 +332,7 @@ class Management:
         before = self.access.copy()
         self.access.delete_vhost(name)  # no connection may open it from here on
         connections = [p for p in self.broker.connections.values() if p.vhost == name]
-        await self._close(connections, f"vhost '{name}' is deleted")
+        self._close(connections, f"vhost '{name}' is deleted")
         ref = self.broker.vhosts.pop(name, None)
         if ref is not None:
             await self.broker.stop_vhost(ref)

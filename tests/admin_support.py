@@ -76,6 +76,12 @@ class AdminClient:
         assert answer.status == 200, (path, answer.status, answer.body)
         return answer.body
 
+    def get_post(self, path: str, body: Any) -> Any:
+        """POST a JSON body to a resource that answers 200 (asserted); its JSON answer."""
+        answer = self.request("POST", path, body)
+        assert answer.status == 200, (path, answer.status, answer.body)
+        return answer.body
+
 
 def vpath(*parts: str) -> str:
     """Percent-encode path segments as RabbitMQ's API wants them ('/' -> %2F)."""
