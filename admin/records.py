@@ -87,7 +87,7 @@ def properties_key(routing_key: str, arguments: Mapping[str, Any]) -> str:
     without arguments, else the key form-encoded (``~`` escaped, as it separates), plus ``~``
     and a short hash of the arguments when there are any. (RabbitMQ hashes with Erlang's
     ``phash2``, so the hash part differs; clients take the key from the binding record.)"""
-    key = quote_plus(routing_key, safe="").replace("~", "%7E")
+    key = quote_plus(routing_key, safe="*").replace("~", "%7E")  # HTML form encoding
     if not arguments:
         return key or "~"
     packed = json.dumps(arguments, sort_keys=True, default=str).encode()
