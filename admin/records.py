@@ -608,12 +608,9 @@ class Records:
         bindings = [b for b in self.bindings(vhost) if b["source"]]
         body: dict[str, Any] = {"product_name": PRODUCT, "product_version": __version__}
         if vhost is None:
-            users = self.users()
-            for user in users:
-                del user["limits"]
             vhosts = sorted(self.snap.access.vhosts.values(), key=lambda v: v.name)
             body |= {
-                "users": users,
+                "users": self.users(),
                 "vhosts": [
                     {
                         "name": v.name,
