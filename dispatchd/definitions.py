@@ -29,7 +29,8 @@ __all__ = ["import_definitions"]
 
 
 def _accounts(access: AccessControl, doc: Mapping[str, Any]) -> list[Any]:
-    """Apply the document's users, vhosts and permissions to ``access``; the store writes."""
+    """Apply the whole document's users, vhosts, permissions, global parameters, policies and
+    runtime parameters to ``access``; the store writes."""
     writes: list[Any] = []
     for u in doc.get("users", ()):
         if "password" in u and "password_hash" not in u:
