@@ -267,7 +267,7 @@ class AdminApp:
         r("/", "GET", self.get_page)
         r("/metrics", "GET", self.get_metrics, None)
         r("/api/overview", "GET", self.get_overview)
-        r("/api/cluster-name", "GET", lambda: {"name": self.records().node})
+        r("/api/cluster-name", "GET", lambda: {"name": self.records().cluster_name})
         r("/api/whoami", "GET", self.whoami)
         r("/api/nodes", "GET", lambda: [self.records().node_record()], monitor)
         r("/api/nodes/<name>", "GET", self.get_node, monitor)

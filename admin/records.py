@@ -108,6 +108,11 @@ class Records:
         }
         self._all: dict[str, list[dict[str, Any]]] = {}  # queues/consumers of every vhost
 
+    @property
+    def cluster_name(self) -> str:
+        """The ``cluster_name`` global parameter, once one is set; else the node's name."""
+        return str(self.snap.access.global_parameters.get("cluster_name", self.node))
+
     # ----- helpers
 
     def _rate(self, key: tuple[Any, ...], value: float) -> float:
@@ -185,7 +190,7 @@ class Records:
             "product_version": __version__,
             "rabbitmq_version": RABBITMQ_VERSION,
             "rates_mode": "basic",
-            "cluster_name": str(self.snap.access.global_parameters.get("cluster_name", self.node)),
+            "cluster_name": self.cluster_name,
             "node": self.node,
             "exchange_types": [
                 {"name": name, "description": "", "enabled": True} for name in ROUTERS

@@ -161,6 +161,40 @@ def admin_definitions(tmp_path_factory: pytest.TempPathFactory):
     assert proc.stop() == 0
 
 
+def test_policies_need_policymaker_and_show_the_users_vhosts(admin_definitions) -> None:
+    proc, api = admin_definitions
+    doc = {
+        "vhosts": [{"name": "pol-mine"}, {"name": "pol-theirs"}],
+        "users": [
+            {"name": f"pol-{tag}", "password": "pw", "tags": [tag]}
+            for tag in ("policymaker", "management")
+        ],
+        "permissions": [
+            {"user": "pol-policymaker", "vhost": "pol-mine", "configure": ".*", "write": ".*",
+             "read": ".*"},
+        ],
+        "policies": [
+            {"vhost": v, "name": "p", "pattern": ".*", "definition": {"expires": 9}}
+            for v in ("pol-mine", "pol-theirs")
+        ],
+    }  # fmt: skip
+    assert api.request("POST", "/api/definitions", doc).status == 204
+    try:
+        mine = AdminClient(api.port, user="pol-policymaker", password="pw")
+        assert [p["vhost"] for p in mine.get("/api/policies")] == ["pol-mine"]
+        assert mine.get("/api/policies/pol-mine/p")["definition"] == {"expires": 9}
+        assert mine.request("GET", "/api/policies/pol-theirs").status == 401
+        manager = AdminClient(api.port, user="pol-management", password="pw")
+        refused = manager.request("GET", "/api/policies")
+        assert (refused.status, refused.body["reason"]) == (401, "Not policymaker user")
+        assert len(api.get("/api/policies")) == 2  # an administrator sees every vhost's
+    finally:
+        for vhost in ("pol-mine", "pol-theirs"):
+            ctl(proc, "delete_vhost", vhost)
+        for user in ("pol-policymaker", "pol-management"):
+            ctl(proc, "delete_user", user)
+
+
 # ----- durability
 
 STORED = {
@@ -189,6 +223,7 @@ def test_policies_survive_kill_and_restart_and_go_with_their_vhost(tmp_path: Pat
         assert expected["parameters"] == STORED["parameters"]
         assert api.get("/api/operator-policies/kept/cap")["priority"] == 3
         assert api.get("/api/overview")["cluster_name"] == "pol-cluster"
+        assert api.get("/api/cluster-name") == {"name": "pol-cluster"}
         restart(proc, api, kill=True)
         for key in ("policies", "parameters", "global_parameters"):
             assert api.get("/api/definitions")[key] == expected[key]
