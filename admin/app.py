@@ -267,7 +267,7 @@ class AdminApp:
         r("/", "GET", self.get_page)
         r("/metrics", "GET", self.get_metrics, None)
         r("/api/overview", "GET", self.get_overview)
-        r("/api/cluster-name", "GET", lambda: {"name": self.records().node})
+        r("/api/cluster-name", "GET", lambda: {"name": self.records().cluster_name})
         r("/api/whoami", "GET", self.whoami)
         r("/api/nodes", "GET", lambda: [self.records().node_record()], monitor)
         r("/api/nodes/<name>", "GET", self.get_node, monitor)
@@ -327,6 +327,11 @@ class AdminApp:
             lambda vhost: self._one(self._vhost_records(vhost).vhosts(vhost)),
             admin,
         )
+        policymaker = Level.POLICYMAKER
+        for path, operator in (("policies", False), ("operator-policies", True)):
+            r(f"/api/{path}", "GET", self._policies(operator), policymaker)
+            r(f"/api/{path}/<vhost>", "GET", self._policies(operator), policymaker)
+            r(f"/api/{path}/<vhost>/<name>", "GET", self._policies(operator), policymaker)
         r("/api/definitions", "GET", lambda: self.records().definitions(), admin)
         r("/api/definitions", "POST", lambda: self.post_definitions(None), admin)
         r("/api/definitions/<vhost>", "GET", self.get_vhost_definitions, admin)
@@ -651,6 +656,18 @@ class AdminApp:
                 destination=destination, source=source, routing_key=key, arguments=arguments
             )
         self.commands.request(vhost, method, current_user().name)
+
+    # ----- policies
+
+    def _policies(self, operator: bool) -> Callable[..., Any]:
+        """``GET /api/policies[/{vhost}[/{name}]]`` (``operator``: ``/api/operator-policies``),
+        of the vhosts the user sees."""
+
+        def get(vhost: str | None = None, name: str | None = None) -> Any:
+            found = self._visible(self._vhost_records(vhost).policies(vhost, operator))
+            return found if name is None else self._one(found, name=name)
+
+        return get
 
     # ----- definitions
 

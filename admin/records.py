@@ -108,6 +108,11 @@ class Records:
         }
         self._all: dict[str, list[dict[str, Any]]] = {}  # queues/consumers of every vhost
 
+    @property
+    def cluster_name(self) -> str:
+        """The ``cluster_name`` global parameter, once one is set; else the node's name."""
+        return str(self.snap.access.global_parameters.get("cluster_name", self.node))
+
     # ----- helpers
 
     def _rate(self, key: tuple[Any, ...], value: float) -> float:
@@ -185,7 +190,7 @@ class Records:
             "product_version": __version__,
             "rabbitmq_version": RABBITMQ_VERSION,
             "rates_mode": "basic",
-            "cluster_name": self.node,
+            "cluster_name": self.cluster_name,
             "node": self.node,
             "exchange_types": [
                 {"name": name, "description": "", "enabled": True} for name in ROUTERS
@@ -538,6 +543,47 @@ class Records:
             if u.limits
         ]
 
+    def policies(self, vhost: str | None = None, operator: bool = False) -> list[dict[str, Any]]:
+        """``GET /api/policies[/{vhost}]`` (``operator``: ``/api/operator-policies``)."""
+        access = self.snap.access
+        table = access.operator_policies if operator else access.policies
+        return [
+            {
+                "vhost": p.vhost,
+                "name": p.name,
+                "pattern": p.pattern,
+                "apply-to": p.apply_to,
+                "definition": dict(p.definition),
+                "priority": p.priority,
+            }
+            for (where, _), p in sorted(table.items())
+            if vhost is None or where == vhost
+        ]
+
+    def parameters(self, vhost: str | None = None) -> list[dict[str, Any]]:
+        """The runtime parameters as a definitions export has them: vhost limits and
+        operator policies."""
+        limits = [
+            {
+                "value": v["value"],
+                "vhost": v["vhost"],
+                "component": "vhost-limits",
+                "name": "limits",
+            }
+            for v in self.vhost_limits()
+            if vhost is None or v["vhost"] == vhost
+        ]
+        operator = [
+            {
+                "value": {k: p[k] for k in ("pattern", "definition", "priority", "apply-to")},
+                "vhost": p["vhost"],
+                "component": "operator_policy",
+                "name": p["name"],
+            }
+            for p in self.policies(vhost, operator=True)
+        ]
+        return operator + limits
+
     def vhost_limits(self) -> list[dict[str, Any]]:
         """``GET /api/vhost-limits``: the vhosts that have limits."""
         return [
@@ -553,7 +599,8 @@ class Records:
 
         Like RabbitMQ: exclusive queues, the default exchange and ``amq.*`` exchanges and the
         default exchange's implicit bindings are left out; a per-vhost export has no vhost
-        fields and no users, vhosts or permissions.
+        fields and no users, vhosts or permissions (its policies and parameters keep theirs,
+        as RabbitMQ's). Global parameters whose names start with ``internal`` stay out.
         """
 
         def strip(items: Iterable[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -566,35 +613,28 @@ class Records:
         bindings = [b for b in self.bindings(vhost) if b["source"]]
         body: dict[str, Any] = {"product_name": PRODUCT, "product_version": __version__}
         if vhost is None:
-            users = self.users()
-            for user in users:
-                del user["limits"]
             vhosts = sorted(self.snap.access.vhosts.values(), key=lambda v: v.name)
             body |= {
-                "users": users,
+                "users": self.users(),
                 "vhosts": [
                     {
                         "name": v.name,
-                        "limits": [],
+                        "limits": [[k, n] for k, n in v.limits.items()],
                         "metadata": _metadata(v),
                     }
                     for v in vhosts
                 ],
                 "permissions": self.permissions(),
                 "topic_permissions": self.topic_permissions(),
-                "parameters": [
-                    {
-                        "value": limits["value"],
-                        "vhost": limits["vhost"],
-                        "component": "vhost-limits",
-                        "name": "limits",
-                    }
-                    for limits in self.vhost_limits()
+                "global_parameters": [
+                    {"name": name, "value": value}
+                    for name, value in sorted(self.snap.access.global_parameters.items())
+                    if not name.startswith("internal")
                 ],
-                "global_parameters": [{"name": "cluster_name", "value": self.node}],
-                "policies": [],
             }
         body |= {
+            "parameters": self.parameters(vhost),
+            "policies": self.policies(vhost),
             "queues": strip(queues, ("name", "vhost", "durable", "auto_delete", "arguments")),
             "exchanges": strip(
                 exchanges,

@@ -7,6 +7,10 @@ asks: may this user log in, and what may they do in this vhost (a :class:`Grant`
 snapshot the vhost actor checks every operation against). It knows nothing of actors, sockets
 or the store; the broker persists each change and hands the new grants to the vhost concerned.
 
+It also keeps the rest of what RabbitMQ keeps per vhost and per node beside them: policies and
+operator policies (validated by ``dispatchd.policies``) and global runtime parameters, so one
+copy of it is the whole configuration a definitions import tries, commits or puts back.
+
 Regexes are matched unanchored, as RabbitMQ's ``re:run``; an empty one means "nothing"
 (RabbitMQ turns it into ``^$``, which only the empty name matches).
 """
@@ -17,9 +21,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dispatchd.passwords import ALGORITHMS, DEFAULT_HASHING, check_password, hash_password
+
+if TYPE_CHECKING:
+    from dispatchd.policies import Policy
 
 __all__ = [
     "KNOWN_TAGS",
@@ -201,6 +208,9 @@ class AccessControl:
         self.vhosts: dict[str, Vhost] = {}
         self.permissions: dict[tuple[str, str], Permission] = {}  # (vhost, user)
         self.topic_permissions: dict[tuple[str, str], dict[str, TopicPermission]] = {}
+        self.policies: dict[tuple[str, str], Policy] = {}  # (vhost, name)
+        self.operator_policies: dict[tuple[str, str], Policy] = {}
+        self.global_parameters: dict[str, Any] = {}  # name -> JSON value
 
     def copy(self) -> AccessControl:
         """An independent copy (the admin's snapshot; the state before a change)."""
@@ -209,6 +219,9 @@ class AccessControl:
         other.vhosts = dict(self.vhosts)
         other.permissions = dict(self.permissions)
         other.topic_permissions = {k: dict(v) for k, v in self.topic_permissions.items()}
+        other.policies = dict(self.policies)
+        other.operator_policies = dict(self.operator_policies)
+        other.global_parameters = dict(self.global_parameters)
         return other
 
     # ----- questions
@@ -360,13 +373,18 @@ class AccessControl:
         return vhost
 
     def delete_vhost(self, name: str) -> Vhost:
-        """Remove a vhost and every permission in it."""
+        """Remove a vhost with every permission and policy in it."""
         vhost = self.vhost(name)
         del self.vhosts[name]
-        for key in [k for k in self.permissions if k[0] == name]:
-            del self.permissions[key]
-        for key in [k for k in self.topic_permissions if k[0] == name]:
-            del self.topic_permissions[key]
+        tables: tuple[dict[tuple[str, str], Any], ...] = (
+            self.permissions,
+            self.topic_permissions,
+            self.policies,
+            self.operator_policies,
+        )
+        for table in tables:
+            for key in [k for k in table if k[0] == name]:
+                del table[key]
         return vhost
 
     # ----- permissions
@@ -414,3 +432,17 @@ class AccessControl:
             topics.pop(exchange, None)
         if not topics:
             del self.topic_permissions[(vhost, user)]
+
+    # ----- policies and global parameters
+
+    def set_policy(self, policy: Policy) -> Policy:
+        """Create or replace a (validated) policy or operator policy of an existing vhost."""
+        self.vhost(policy.vhost)
+        table = self.operator_policies if policy.operator else self.policies
+        table[(policy.vhost, policy.name)] = policy
+        return policy
+
+    def set_global_parameter(self, name: str, value: Any) -> None:
+        """Create or replace a global runtime parameter (any name, any JSON value, as
+        RabbitMQ's ``set_global``)."""
+        self.global_parameters[name] = value

@@ -1,10 +1,14 @@
 """Importing a definitions document (RabbitMQ 3.10's format): ``POST /api/definitions``,
 ``dispatchd ctl import_definitions`` and ``--load-definitions`` at start-up.
 
-Users, vhosts, permissions, topic permissions and vhost limits are validated as a whole first
-(on a copy: a malformed document, an unknown hashing algorithm or an invalid regex changes
-nothing), then committed in one store batch; exchanges, queues and bindings are then declared
-through the vhost actors as a channel would, and each one the broker refuses is reported.
+Users, vhosts, permissions, topic permissions, policies (``dispatchd.policies``: stored and
+exported, applied from issue 15), runtime parameters (vhost limits and operator policies) and
+global parameters are validated as a whole first (on a copy: a malformed document, an unknown
+hashing algorithm, an invalid regex or policy, a runtime parameter component dispatchd has not
+got changes nothing), then committed in one store batch; exchanges, queues and bindings are then
+declared through the vhost actors as a channel would, and each one the broker refuses is
+reported. A per-vhost import takes the document's policies and runtime parameters into that
+vhost, as RabbitMQ's.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from dispatchd import policies
 from dispatchd.access import AccessControl, AccessError
 from dispatchd.actors.messages import Reply
 from dispatchd.store import accounts
@@ -22,12 +27,10 @@ if TYPE_CHECKING:
 
 __all__ = ["import_definitions"]
 
-#: Global parameters every RabbitMQ export carries that mean nothing to one dispatchd node.
-NODE_PARAMETERS = frozenset({"cluster_name", "internal_cluster_id"})
-
 
 def _accounts(access: AccessControl, doc: Mapping[str, Any]) -> list[Any]:
-    """Apply the document's users, vhosts and permissions to ``access``; the store writes."""
+    """Apply the whole document's users, vhosts, permissions, global parameters, policies and
+    runtime parameters to ``access``; the store writes."""
     writes: list[Any] = []
     for u in doc.get("users", ()):
         if "password" in u and "password_hash" not in u:
@@ -64,18 +67,33 @@ def _accounts(access: AccessControl, doc: Mapping[str, Any]) -> list[Any]:
             vhost, user, str(t["exchange"]), str(t["write"]), str(t["read"])
         )
         writes.append(accounts.SaveTopicPermission(vhost, user, topic.exchange, topic))
-    for parameter in doc.get("parameters", ()):
-        if parameter.get("component") != "vhost-limits":
-            raise AccessError(
-                f"runtime parameter component '{parameter.get('component')}' is not supported"
-            )
-        vhost = access.set_vhost_limits(str(parameter["vhost"]), parameter["value"])
-        writes.append(accounts.SaveVhost(vhost))
     for parameter in doc.get("global_parameters", ()):
-        if parameter.get("name") not in NODE_PARAMETERS:
-            raise AccessError(f"global parameter '{parameter.get('name')}' is not supported")
-    if doc.get("policies"):
-        raise AccessError("policies are not supported yet")
+        name, value = str(parameter["name"]), parameter.get("value")
+        access.set_global_parameter(name, value)
+        writes.append(accounts.SaveGlobalParameter(name, value))
+    return writes + _vhost_parameters(access, doc, None)
+
+
+def _vhost_parameters(
+    access: AccessControl, doc: Mapping[str, Any], vhost: str | None
+) -> list[Any]:
+    """Apply the document's policies and runtime parameters (into ``vhost`` if given, else
+    each item's own) to ``access``; the store writes."""
+    writes: list[Any] = []
+    for item in doc.get("policies", ()):
+        where = vhost if vhost is not None else str(item.get("vhost", "/"))
+        policy = access.set_policy(policies.from_definition(item, where))
+        writes.append(accounts.SavePolicy(policy))
+    for parameter in doc.get("parameters", ()):
+        where = vhost if vhost is not None else str(parameter["vhost"])
+        component = parameter.get("component")
+        if component == "vhost-limits":
+            writes.append(accounts.SaveVhost(access.set_vhost_limits(where, parameter["value"])))
+        elif component == "operator_policy":
+            policy = policies.from_parameter(where, str(parameter["name"]), parameter.get("value"))
+            writes.append(accounts.SavePolicy(access.set_policy(policy)))
+        else:
+            raise AccessError(f"runtime parameter component '{component}' is not supported")
     return writes
 
 
@@ -97,7 +115,9 @@ async def import_definitions(
     try:
         declarations = _declarations(doc, vhost)
         trial = broker.access.copy()
-        writes = [] if vhost is not None else _accounts(trial, doc)
+        writes = (
+            _vhost_parameters(trial, doc, vhost) if vhost is not None else _accounts(trial, doc)
+        )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         if isinstance(exc, AccessError):
             raise

@@ -1,9 +1,10 @@
-"""Users, vhosts and permissions in the store: read back at start-up, written as typed messages.
+"""Users, vhosts, permissions, policies and global parameters in the store: read back at
+start-up, written as typed messages.
 
 The StoreActor carries out the write messages in its group commits (``WRITERS``); the first
 start writes the defaults directly, with the same functions, before the store actor runs.
-Deleting a vhost removes every row it had: exchanges, queues and their messages, bindings
-and permissions.
+Deleting a vhost removes every row it had: exchanges, queues and their messages, bindings,
+permissions and policies.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import peewee as pw
 from pykka import ActorRef
 
 from dispatchd.access import AccessControl, Permission, TopicPermission, User, Vhost
+from dispatchd.policies import Policy
 from dispatchd.store.models import (
     BindingRow,
     ExchangeRow,
+    GlobalParameterRow,
     MessageRow,
     PermissionRow,
+    PolicyRow,
     QueueMessageRow,
     QueueRow,
     SchemaVersion,
@@ -35,7 +39,9 @@ __all__ = [
     "WRITERS",
     "DeleteUser",
     "DeleteVhost",
+    "SaveGlobalParameter",
     "SavePermission",
+    "SavePolicy",
     "SaveTopicPermission",
     "SaveUser",
     "SaveVhost",
@@ -102,6 +108,23 @@ class SaveTopicPermission:
     then: Notify = None
 
 
+@dataclass(frozen=True, slots=True)
+class SavePolicy:
+    """A policy or operator policy was created or replaced."""
+
+    policy: Policy
+    then: Notify = None
+
+
+@dataclass(frozen=True, slots=True)
+class SaveGlobalParameter:
+    """A global runtime parameter was set (``value``: any JSON value)."""
+
+    name: str
+    value: Any
+    then: Notify = None
+
+
 def _save_user(msg: SaveUser) -> None:
     u = msg.user
     UserRow.insert(
@@ -147,7 +170,7 @@ def _delete_vhost(msg: DeleteVhost) -> None:
     qm, m = QueueMessageRow, MessageRow
     qm.delete().where(qm.queue_id.in_(queue_ids)).execute()
     m.delete().where(~pw.fn.EXISTS(qm.select(pw.SQL("1")).where(qm.message_id == m.id))).execute()
-    for model in (QueueRow, ExchangeRow, BindingRow, PermissionRow, TopicPermissionRow):
+    for model in (QueueRow, ExchangeRow, BindingRow, PermissionRow, TopicPermissionRow, PolicyRow):
         model.delete().where(model.vhost == name).execute()
     VhostRow.delete().where(VhostRow.name == name).execute()
 
@@ -181,6 +204,29 @@ def _save_topic_permission(msg: SaveTopicPermission) -> None:
     ).execute()
 
 
+def _save_policy(msg: SavePolicy) -> None:
+    p, r = msg.policy, PolicyRow
+    r.insert(
+        vhost=p.vhost,
+        name=p.name,
+        operator=p.operator,
+        pattern=p.pattern,
+        apply_to=p.apply_to,
+        priority=json.dumps(p.priority),
+        definition=json.dumps(dict(p.definition)),
+    ).on_conflict(
+        conflict_target=[r.vhost, r.name, r.operator],
+        preserve=[r.pattern, r.apply_to, r.priority, r.definition],
+    ).execute()
+
+
+def _save_global_parameter(msg: SaveGlobalParameter) -> None:
+    g = GlobalParameterRow
+    g.insert(name=msg.name, value=json.dumps(msg.value)).on_conflict(
+        conflict_target=[g.name], preserve=[g.value]
+    ).execute()
+
+
 @dataclass(frozen=True, slots=True)
 class Initialised:
     """The first start is done (definitions loaded): later starts never create defaults."""
@@ -200,6 +246,8 @@ WRITERS: dict[type, Callable[[Any], None]] = {
     DeleteVhost: _delete_vhost,
     SavePermission: _save_permission,
     SaveTopicPermission: _save_topic_permission,
+    SavePolicy: _save_policy,
+    SaveGlobalParameter: _save_global_parameter,
 }
 """Write message type -> the function that carries it out (in the caller's transaction)."""
 
@@ -229,7 +277,8 @@ def _tags(value: str) -> tuple[str, ...]:
 
 
 def load(db: pw.Database) -> AccessControl:
-    """Every user, vhost, permission and topic permission in the store."""
+    """Every user, vhost, permission, topic permission, policy and global parameter in the
+    store."""
     access = AccessControl()
     with db.atomic():
         for u in UserRow.select().order_by(UserRow.id):
@@ -245,6 +294,19 @@ def load(db: pw.Database) -> AccessControl:
         for t in TopicPermissionRow.select().order_by(TopicPermissionRow.id):
             topics = access.topic_permissions.setdefault((t.vhost, t.user), {})
             topics[t.exchange] = TopicPermission(t.exchange, t.write, t.read)
+        for r in PolicyRow.select().order_by(PolicyRow.id):
+            policy = Policy(
+                r.vhost,
+                r.name,
+                r.pattern,
+                json.loads(r.definition),
+                json.loads(r.priority),
+                r.apply_to,
+                r.operator,
+            )
+            access.set_policy(policy)
+        for g in GlobalParameterRow.select().order_by(GlobalParameterRow.id):
+            access.set_global_parameter(g.name, json.loads(g.value))
     return access
 
 

@@ -69,6 +69,7 @@ def _upgrade(db: pw.Database, version: int) -> None:
     if version < 3:  # users, vhosts, permissions; the old users and vhosts tables were unused
         db.drop_tables([UserRow, VhostRow], safe=True)
         _add_column(db, SchemaVersion, SchemaVersion.initialised)
+    # 4: policies and global parameters, new tables only (``create_tables`` makes them)
     if version < SCHEMA_VERSION:
         SchemaVersion.update(version=SCHEMA_VERSION).execute()
         log.info("store schema upgraded from version %d to %d", version, SCHEMA_VERSION)

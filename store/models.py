@@ -12,7 +12,7 @@ from __future__ import annotations
 import peewee as pw
 from playhouse.shortcuts import ThreadSafeDatabaseMetadata
 
-SCHEMA_VERSION = 3  # 2: queue_messages.expires; 3: users, vhosts, permissions
+SCHEMA_VERSION = 4  # 2: queue_messages.expires; 3: users, vhosts, permissions; 4: policies
 
 
 class BaseModel(pw.Model):
@@ -84,6 +84,33 @@ class TopicPermissionRow(BaseModel):
     class Meta:
         table_name = "topic_permissions"
         indexes = ((("vhost", "user", "exchange"), True),)
+
+
+class PolicyRow(BaseModel):
+    """A policy or operator policy of one vhost; ``priority`` (an integer or a float, as
+    RabbitMQ takes either) and ``definition`` are JSON."""
+
+    vhost = pw.CharField(max_length=255)
+    name = pw.CharField(max_length=255)
+    operator = pw.BooleanField(default=False)
+    pattern = pw.TextField()
+    apply_to = pw.CharField(max_length=16)
+    priority = pw.TextField()
+    definition = pw.TextField()
+
+    class Meta:
+        table_name = "policies"
+        indexes = ((("vhost", "name", "operator"), True),)
+
+
+class GlobalParameterRow(BaseModel):
+    """A global runtime parameter (``cluster_name``, ...); ``value`` is JSON."""
+
+    name = pw.CharField(max_length=255, unique=True)
+    value = pw.TextField()
+
+    class Meta:
+        table_name = "global_parameters"
 
 
 class ExchangeRow(BaseModel):
@@ -163,6 +190,8 @@ MODELS: list[type[BaseModel]] = [
     UserRow,
     PermissionRow,
     TopicPermissionRow,
+    PolicyRow,
+    GlobalParameterRow,
     ExchangeRow,
     QueueRow,
     BindingRow,

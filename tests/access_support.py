@@ -8,10 +8,13 @@ speaks to either. Users and vhosts get unique names and are deleted after the te
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +28,7 @@ from tests.basic_support import PEER_PORT_ENV
 from tests.conftest import ROOT, BrokerProcess
 from tests.support import WAIT
 
-__all__ = ["Operator", "ctl_command", "operator", "refusal"]
+__all__ = ["Operator", "ctl_command", "operator", "readable_json", "refusal"]
 
 
 def refusal(connect: Callable[[], Any]) -> tuple[int, str]:
@@ -40,6 +43,18 @@ def refusal(connect: Callable[[], Any]) -> tuple[int, str]:
         assert found is not None, repr(exc)
         return int(found.group(1)), found.group(3)
     raise AssertionError("the connection was not refused")
+
+
+@contextlib.contextmanager
+def readable_json(value: Any) -> Iterator[str]:
+    """The path of a JSON file holding ``value`` that rabbitmqctl can read: Debian's runs as
+    the rabbitmq user, who cannot read a test's tmp_path (and 3.10's import_definitions does
+    not read "-")."""
+    with tempfile.NamedTemporaryFile("w", prefix="pol-", suffix=".json") as file:
+        json.dump(value, file)
+        file.flush()
+        os.chmod(file.name, 0o644)
+        yield file.name
 
 
 def ctl_command(data_dir: Any) -> list[str]:

@@ -17,7 +17,7 @@ import sys
 import pika
 import pytest
 
-from tests.access_support import Operator, ctl_command
+from tests.access_support import Operator, ctl_command, readable_json
 from tests.access_support import operator as operator
 from tests.basic_support import PEER_PORT_ENV
 from tests.conftest import ROOT, BrokerProcess
@@ -215,6 +215,50 @@ def test_object_listings(operator: Operator) -> None:
     purged = operator.run("purge_queue", "-p", vhost, "q.orders")
     assert purged.stdout == f"Purging queue 'q.orders' in vhost '{vhost}' ...\n"
     assert lines(operator.run("-s", "list_queues", "-p", vhost).stdout) == ["q.orders\t0"]
+
+
+def test_policy_listings(operator: Operator) -> None:
+    vhost, empty = operator.vhost(prefix="pol"), operator.vhost(prefix="pol")
+    policy = {
+        "vhost": vhost,
+        "name": "pol-ttl",
+        "pattern": "^q\\.",
+        "apply-to": "queues",
+        "definition": {"message-ttl": 60000, "ha-mode": "all"},
+        "priority": 1,
+    }
+    capped = {"pattern": ".*", "definition": {"max-length": 100}, "priority": 3, "apply-to": "all"}
+    operator_policy = {"vhost": vhost, "component": "operator_policy", "name": "pol-cap"}
+    doc = {"policies": [policy], "parameters": [{**operator_policy, "value": capped}]}
+    with readable_json(doc) as path:
+        operator.run("import_definitions", path)
+    assert lines(operator.run("list_policies", "-p", vhost).stdout) == [
+        f'Listing policies for vhost "{vhost}" ...',
+        "vhost\tname\tpattern\tapply-to\tdefinition\tpriority",
+        f'{vhost}\tpol-ttl\t^q\\.\tqueues\t{{"ha-mode":"all","message-ttl":60000}}\t1',
+    ]
+    assert operator.run("--formatter", "json", "list_operator_policies", "-p", vhost).stdout == (
+        f'[\n{{"vhost":"{vhost}","name":"pol-cap","pattern":".*","apply-to":"all",'
+        '"definition":"{\\"max-length\\":100}","priority":3}\n]\n'
+    )
+    assert operator.run("-s", "list_operator_policies", "-p", vhost).stdout == (
+        f'{vhost}\tpol-cap\t.*\tall\t{{"max-length":100}}\t3\n'
+    )
+    assert operator.run("list_policies", "-p", empty).stdout == (
+        f'Listing policies for vhost "{empty}" ...\n\n'
+    )
+    assert operator.run("-q", "list_operator_policies", "-p", empty).stdout == "\n"
+    assert operator.run("--formatter", "json", "list_policies", "-p", empty).stdout == "[]\n"
+    refused = operator.run("list_policies", "-p", "nosuch-vhost", check=False)
+    assert (refused.returncode, refused.stderr) == (
+        65,
+        "Virtual host 'nosuch-vhost' does not exist\n",
+    )
+    extra = operator.run("list_operator_policies", "extra", check=False)
+    assert (extra.returncode, lines(extra.stderr)[0]) == (
+        64,
+        "Error (argument validation): too many arguments.",
+    )
 
 
 @dispatchd_only

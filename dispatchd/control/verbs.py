@@ -478,6 +478,46 @@ async def list_user_topic_permissions(c: Context, args: list[str]) -> Output:
     return Output(text="\n".join("\t".join(row) for row in rows) if rows else None)
 
 
+# ----- policies
+
+POLICY_USAGE = "[--vhost <vhost>] [--no-table-headers] [--timeout <timeout>]"
+
+
+async def _policies(c: Context, name: str, args: list[str], operator: bool, says: str) -> Output:
+    """The ``-p`` vhost's policies (``operator``: its operator policies), as rabbitmqctl
+    lists them: the definition as JSON text, and an empty listing as an empty line."""
+    headers = not _switch(args, "--no-table-headers")
+    if args:
+        raise _usage("too many arguments.", name, args, POLICY_USAGE)
+    c.say(f'{says} for vhost "{c.vhost}" ...')
+    access = c.broker.access
+    access.vhost(c.vhost)
+    table = access.operator_policies if operator else access.policies
+    rows = [
+        (p.vhost, p.name, p.pattern, p.apply_to, _compact(p.definition), p.priority)
+        for (vhost, _), p in sorted(table.items())
+        if vhost == c.vhost
+    ]
+    if not rows and c.options.get("formatter") != "json":
+        return Output(text="")
+    columns = ("vhost", "name", "pattern", "apply-to", "definition", "priority")
+    return Output(columns, rows, empty_json="[]", headers=headers)
+
+
+@verb("list_policies", POLICY_USAGE)
+async def list_policies(c: Context, args: list[str]) -> Output:
+    """``list_policies [-p <vhost>] [--no-table-headers]``."""
+    return await _policies(c, "list_policies", args, False, "Listing policies")
+
+
+@verb("list_operator_policies", POLICY_USAGE)
+async def list_operator_policies(c: Context, args: list[str]) -> Output:
+    """``list_operator_policies [-p <vhost>] [--no-table-headers]``."""
+    return await _policies(
+        c, "list_operator_policies", args, True, "Listing operator policy overrides"
+    )
+
+
 # ----- objects
 
 
