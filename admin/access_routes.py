@@ -9,6 +9,7 @@ vhosts they list).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import bottle
@@ -28,12 +29,10 @@ from dispatchd.admin.http import (
 from dispatchd.passwords import DEFAULT_HASHING
 
 if TYPE_CHECKING:
-    from dispatchd.access import AccessControl
+    from dispatchd.access import AccessControl, User, Vhost
     from dispatchd.admin.app import AdminApp
 
 __all__ = ["add_access_routes"]
-
-READ_TIMEOUT = 5.0
 
 
 def add_access_routes(app: AdminApp) -> None:
@@ -100,28 +99,46 @@ class AccessRoutes:
     # ----- helpers
 
     def _access(self) -> AccessControl:
-        """A copy of the broker's users, vhosts and permissions, taken now on the loop."""
-        broker = self.app.broker
-        return broker.runtime.run_in_loop_threadsafe(broker.access.copy, timeout=READ_TIMEOUT)
+        return self.app.access()
 
-    def _user_exists(self, name: str) -> None:
-        if name not in self._access().users:
+    def _user_exists(self, name: str) -> User:
+        """The user (404 if there is none)."""
+        user = self._access().users.get(name)
+        if user is None:
             raise not_found()
+        return user
 
-    def _vhost_exists(self, name: str) -> None:
-        if name not in self._access().vhosts:
+    def _vhost_exists(self, name: str) -> Vhost:
+        """The vhost (404 if there is none)."""
+        vhost = self._access().vhosts.get(name)
+        if vhost is None:
             raise not_found()
+        return vhost
 
-    def _vhost_found(self, name: str) -> None:
-        """For a change: 404 ``vhost_not_found`` if the vhost is not there."""
-        if name not in self._access().vhosts:
+    def _vhost_found(self, name: str) -> Vhost:
+        """For a change: the vhost, or 404 ``vhost_not_found``."""
+        vhost = self._access().vhosts.get(name)
+        if vhost is None:
             raise ApiError(404, "not_found", "vhost_not_found")
+        return vhost
 
-    def _both_exist(self, vhost: str, user: str) -> None:
-        """For a permission change: 400 unless both are there, as RabbitMQ's."""
+    def _both_exist(self, vhost: str, user: str) -> AccessControl:
+        """For a permission change: 400 unless both are there, as RabbitMQ's; the state."""
         access = self._access()
         if vhost not in access.vhosts or user not in access.users:
             raise bad_request("vhost_or_user_not_found")
+        return access
+
+    def _change_limit(
+        self, operation: Any, owner: str, limits: Mapping[str, Any], name: str, value: Any
+    ) -> None:
+        """Set (``value`` None: remove) one of a user's or vhost's limits."""
+        changed = dict(limits)
+        if value is None:
+            changed.pop(name, None)
+        else:
+            changed[name] = value
+        self.call(operation, owner, changed)
 
     def _permissions(self, field: str, value: str) -> list[dict[str, Any]]:
         (self._user_exists if field == "user" else self._vhost_exists)(value)
@@ -225,8 +242,7 @@ class AccessRoutes:
     def put_permission(self, vhost: str, user: str) -> bottle.HTTPResponse | None:
         """``PUT /api/permissions/{vhost}/{user}`` with configure, write and read."""
         regexes = required(json_object(), "configure", "write", "read")
-        self._both_exist(vhost, user)
-        exists = (vhost, user) in self._access().permissions
+        exists = (vhost, user) in self._both_exist(vhost, user).permissions
         self.call(
             self.management.set_permissions, vhost, user, *(text(r, "regex") for r in regexes)
         )
@@ -253,8 +269,8 @@ class AccessRoutes:
         """``PUT /api/topic-permissions/{vhost}/{user}`` with exchange, write and read."""
         values = required(json_object(), "exchange", "write", "read")
         exchange, write, read = (text(v, "topic permission") for v in values)
-        self._both_exist(vhost, user)
-        exists = bool(self._access().topic_permissions.get((vhost, user)))
+        access = self._both_exist(vhost, user)
+        exists = bool(access.topic_permissions.get((vhost, user)))
         self.call(self.management.set_topic_permissions, vhost, user, exchange, write, read)
         return None if exists else created()
 
@@ -280,16 +296,13 @@ class AccessRoutes:
     def put_vhost_limit(self, vhost: str, name: str) -> None:
         """``PUT /api/vhost-limits/{vhost}/{name}`` with ``{"value": n}``."""
         [value] = required(json_object(), "value")
-        self._vhost_found(vhost)
-        limits = dict(self._access().vhosts[vhost].limits) | {name: value}
-        self.call(self.management.set_vhost_limits, vhost, limits)
+        limits = self._vhost_found(vhost).limits
+        self._change_limit(self.management.set_vhost_limits, vhost, limits, name, value)
 
     def delete_vhost_limit(self, vhost: str, name: str) -> None:
         """``DELETE /api/vhost-limits/{vhost}/{name}`` (a limit that is not set: 204 too)."""
-        self._vhost_found(vhost)
-        limits = dict(self._access().vhosts[vhost].limits)
-        limits.pop(name, None)
-        self.call(self.management.set_vhost_limits, vhost, limits)
+        limits = self._vhost_found(vhost).limits
+        self._change_limit(self.management.set_vhost_limits, vhost, limits, name, None)
 
     def get_user_limits(self, user: str) -> list[dict[str, Any]]:
         """``GET /api/user-limits/{user}``."""
@@ -299,13 +312,10 @@ class AccessRoutes:
     def put_user_limit(self, user: str, name: str) -> None:
         """``PUT /api/user-limits/{user}/{name}`` with ``{"value": n}``."""
         [value] = required(json_object(), "value")
-        self._user_exists(user)
-        limits = dict(self._access().users[user].limits) | {name: value}
-        self.call(self.management.set_user_limits, user, limits)
+        limits = self._user_exists(user).limits
+        self._change_limit(self.management.set_user_limits, user, limits, name, value)
 
     def delete_user_limit(self, user: str, name: str) -> None:
         """``DELETE /api/user-limits/{user}/{name}`` (a limit that is not set: 204 too)."""
-        self._user_exists(user)
-        limits = dict(self._access().users[user].limits)
-        limits.pop(name, None)
-        self.call(self.management.set_user_limits, user, limits)
+        limits = self._user_exists(user).limits
+        self._change_limit(self.management.set_user_limits, user, limits, name, None)

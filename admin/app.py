@@ -52,9 +52,11 @@ from dispatchd.admin.http import (
 from dispatchd.admin.rates import RateTracker
 from dispatchd.admin.records import Records, properties_key
 from dispatchd.admin.snapshot import SnapshotSource
+from dispatchd.definitions import binding_method
 from dispatchd.wire import sasl, spec
 
 if TYPE_CHECKING:
+    from dispatchd.access import AccessControl
     from dispatchd.broker import Broker
 
 __all__ = ["AdminApp", "ApiError"]
@@ -229,10 +231,16 @@ class AdminApp:
                 raise not_authorised(VHOST_REFUSED)
         return records
 
+    def access(self) -> AccessControl:
+        """A copy of the broker's users, vhosts, permissions and policies, taken now on the
+        loop (cheap: no snapshot of the actors)."""
+        broker = self.broker
+        return broker.runtime.run_in_loop_threadsafe(broker.access.copy, timeout=AUTH_TIMEOUT)
+
     def _enter(self, vhost: str) -> None:
         """Before a change in ``vhost``: it exists (404 ``vhost_not_found``) and the user may
         act there (401); the change itself is then checked against their permissions."""
-        if vhost not in self.snapshots.get().vhosts:
+        if vhost not in self.access().vhosts:
             raise ApiError(404, "not_found", "vhost_not_found")
         if not current_user().sees_vhost(vhost):
             raise not_authorised(VHOST_REFUSED)
@@ -624,15 +632,7 @@ class AdminApp:
         source = "" if source == "amq.default" else source
         key = str(body.get("routing_key", ""))
         arguments = _arguments(body)
-        method: spec.Method
-        if kind == "q":
-            method = spec.QueueBind(
-                queue=destination, exchange=source, routing_key=key, arguments=arguments
-            )
-        else:
-            method = spec.ExchangeBind(
-                destination=destination, source=source, routing_key=key, arguments=arguments
-            )
+        method = binding_method(DESTINATION_TYPES[kind], source, destination, key, arguments)
         self.commands.request(vhost, method, current_user().name)
         response = created()
         props = quote(properties_key(key, arguments), safe="")
@@ -645,16 +645,14 @@ class AdminApp:
         """``DELETE /api/bindings/{vhost}/e/{source}/{q|e}/{destination}/{props}``."""
         binding = self.get_binding(vhost, source, destination, props, kind)
         self._enter(vhost)
-        key, arguments = binding["routing_key"], binding["arguments"]
-        method: spec.Method
-        if kind == "q":
-            method = spec.QueueUnbind(
-                queue=destination, exchange=source, routing_key=key, arguments=arguments
-            )
-        else:
-            method = spec.ExchangeUnbind(
-                destination=destination, source=source, routing_key=key, arguments=arguments
-            )
+        method = binding_method(
+            binding["destination_type"],
+            binding["source"],
+            destination,
+            binding["routing_key"],
+            binding["arguments"],
+            unbind=True,
+        )
         self.commands.request(vhost, method, current_user().name)
 
     # ----- policies

@@ -25,7 +25,7 @@ from dispatchd.wire import spec
 if TYPE_CHECKING:
     from dispatchd.management import Management
 
-__all__ = ["import_definitions"]
+__all__ = ["binding_method", "import_definitions"]
 
 
 def _accounts(access: AccessControl, doc: Mapping[str, Any]) -> list[Any]:
@@ -140,6 +140,27 @@ async def import_definitions(
     return errors
 
 
+def binding_method(
+    destination_type: str,
+    source: str,
+    destination: str,
+    routing_key: str,
+    arguments: dict[str, Any],
+    unbind: bool = False,
+) -> spec.Method:
+    """The AMQP method that binds (or unbinds) a queue or exchange (``destination_type``
+    ``queue`` or ``exchange``) to ``source``."""
+    if destination_type == "exchange":
+        cls = spec.ExchangeUnbind if unbind else spec.ExchangeBind
+        return cls(
+            destination=destination, source=source, routing_key=routing_key, arguments=arguments
+        )
+    queue_cls = spec.QueueUnbind if unbind else spec.QueueBind
+    return queue_cls(
+        queue=destination, exchange=source, routing_key=routing_key, arguments=arguments
+    )
+
+
 def _declarations(
     definitions: Mapping[str, Any], vhost: str | None
 ) -> list[tuple[str, str, spec.Method]]:
@@ -174,13 +195,7 @@ def _declarations(
         out.append((f"queue '{q['name']}'", where(q), method))
     for b in definitions.get("bindings", ()):
         source, dest, key = str(b["source"]), str(b["destination"]), str(b.get("routing_key", ""))
-        if b.get("destination_type", "queue") == "exchange":
-            method = spec.ExchangeBind(
-                destination=dest, source=source, routing_key=key, arguments=table(b)
-            )
-        else:
-            method = spec.QueueBind(
-                queue=dest, exchange=source, routing_key=key, arguments=table(b)
-            )
+        kind = str(b.get("destination_type", "queue"))
+        method = binding_method(kind, source, dest, key, table(b))
         out.append((f"binding '{source}' -> '{dest}'", where(b), method))
     return out
