@@ -57,6 +57,34 @@ def readable_json(value: Any) -> Iterator[str]:
         yield file.name
 
 
+def open_connection(
+    port: int, user: str, password: str, vhost: str = "/", name: str = ""
+) -> pika.BlockingConnection:
+    """A pika connection to 127.0.0.1 (``name``: its client-provided connection name)."""
+    return pika.BlockingConnection(
+        pika.ConnectionParameters(
+            "127.0.0.1",
+            port,
+            vhost,
+            pika.PlainCredentials(user, password),
+            connection_attempts=1,
+            socket_timeout=WAIT,
+            blocked_connection_timeout=WAIT,
+            client_properties={"connection_name": name} if name else None,
+        )
+    )
+
+
+def close_connections(connections: list[pika.BlockingConnection]) -> None:
+    """Close the connections still open (the broker may have closed some already)."""
+    for connection in connections:
+        if connection.is_open:
+            try:
+                connection.close()
+            except Exception:  # noqa: BLE001 - closed by the broker meanwhile
+                pass
+
+
 def ctl_command(data_dir: Any) -> list[str]:
     """``dispatchd ctl`` for the broker whose data dir this is."""
     return [sys.executable, "-m", "dispatchd", "ctl", "--data-dir", str(data_dir)]
@@ -101,28 +129,13 @@ class Operator:
         self, user: str = "guest", password: str = "guest", vhost: str = "/"
     ) -> pika.BlockingConnection:
         """A pika connection (closed after the test)."""
-        connection = pika.BlockingConnection(
-            pika.ConnectionParameters(
-                "127.0.0.1",
-                self.port,
-                vhost,
-                pika.PlainCredentials(user, password),
-                connection_attempts=1,
-                socket_timeout=WAIT,
-                blocked_connection_timeout=WAIT,
-            )
-        )
+        connection = open_connection(self.port, user, password, vhost)
         self.connections.append(connection)
         return connection
 
     def close(self) -> None:
         """Close connections, delete the users and vhosts made."""
-        for connection in self.connections:
-            if connection.is_open:
-                try:
-                    connection.close()
-                except Exception:  # noqa: BLE001 - the broker may have closed it already
-                    pass
+        close_connections(self.connections)
         for name in self.users:
             self.run("delete_user", name, check=False)
         for name in self.vhosts:

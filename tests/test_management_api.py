@@ -20,6 +20,7 @@ import pika
 import pika.exceptions
 import pytest
 
+from tests.access_support import close_connections, open_connection
 from tests.admin_support import AdminClient, admin_broker, eventually, vpath  # noqa: F401
 from tests.basic_support import PEER_PORT_ENV
 from tests.conftest import BrokerProcess
@@ -75,16 +76,7 @@ class Site:
     def connect(
         self, user: str = "guest", password: str = "guest", vhost: str = "/", name: str = ""
     ) -> pika.BlockingConnection:
-        params = pika.ConnectionParameters(
-            "127.0.0.1",
-            self.port,
-            vhost,
-            pika.PlainCredentials(user, password),
-            connection_attempts=1,
-            socket_timeout=WAIT,
-            client_properties={"connection_name": name} if name else None,
-        )
-        connection = pika.BlockingConnection(params)
+        connection = open_connection(self.port, user, password, vhost, name)
         self.connections.append(connection)
         return connection
 
@@ -100,12 +92,7 @@ class Site:
         return eventually(probe, f"connection {client_name}")
 
     def close(self) -> None:
-        for connection in self.connections:
-            if connection.is_open:
-                try:
-                    connection.close()
-                except Exception:  # noqa: BLE001 - the broker may have closed it already
-                    pass
+        close_connections(self.connections)
         for name in self.users:
             self.api.request("DELETE", f"/api/users/{name}")
         for name in self.vhosts:
