@@ -1,7 +1,10 @@
 """Running one broker on the current event loop: open the store, listen, serve, shut down.
 
 This is the composition root: the one place that knows every layer (wire, actors, store,
-admin). It touches no process-wide state (no signal handlers, no logging set-up, no event
+admin). A :class:`Node` is the process's part that outlives ``dispatchd ctl stop_app``: its
+settings, data dir and control socket; its :class:`App` is the broker proper (store, actors,
+AMQP listener, admin), stopped, wiped (``reset``) and started again as RabbitMQ's rabbit app.
+Nothing here touches process-wide state (no signal handlers, no logging set-up, no event
 loop policy), so several brokers can run in one process, each on its own loop; the
 ``dispatchd`` command adds the signals (``cli.py``).
 """
@@ -11,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ import uvloop
 from dispatchd import __version__, admin
 from dispatchd.actors.ready import max_priority
 from dispatchd.actors.runtime import Runtime
+from dispatchd.admin.server import AdminServer
 from dispatchd.broker import Broker
 from dispatchd.config import Settings
 from dispatchd.control import server as control
@@ -30,7 +36,7 @@ from dispatchd.store.actor import CommitStats, StoreActor
 from dispatchd.store.database import StoreError
 from dispatchd.wire.protocol import AMQPProtocol
 
-__all__ = ["SHUTDOWN_GRACE", "serve"]
+__all__ = ["SHUTDOWN_GRACE", "App", "Node", "serve"]
 
 log = logging.getLogger("dispatchd")
 
@@ -46,85 +52,146 @@ async def serve(
     ``started`` is set once it accepts connections. A broker that cannot start (data dir,
     store, port) raises SystemExit with a one-line reason.
     """
-    loop = asyncio.get_running_loop()
-    runtime = Runtime(loop)
     data_dir = Path(settings.data_dir).resolve()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SystemExit(f"dispatchd: cannot create data dir {data_dir}: {exc}") from exc
-    try:
-        db = database.connect(settings.store or str(data_dir))
-        recovered = recovery.load(db, settings.queue_memory_limit, unpaged=max_priority)
-        access = accounts.load(db)
-        if not accounts.initialised(db) and not settings.load_definitions:
-            named = [x.vhost for x in recovered.exchanges] + [q.vhost for q in recovered.queues]
-            vhosts = [settings.default_vhost, *named]
-            accounts.create_defaults(
-                db, access, settings.default_user, settings.default_pass, vhosts
-            )
-            log.info(
-                "first start: created vhost '%s' and user '%s'",
-                settings.default_vhost,
-                settings.default_user,
-            )
-    except (StoreError, peewee.DatabaseError) as exc:
-        raise SystemExit(f"dispatchd: {exc}") from exc
-    commits = CommitStats()
-    store = StoreActor.start(db, loop, commits)
-    broker = Broker(settings, runtime, store, recovered, commits, access)
-    broker.start()
-    if settings.load_definitions:
-        await _load_definitions(broker, settings.load_definitions, store)
-    try:
-        server = await loop.create_server(
-            lambda: AMQPProtocol(broker), settings.bind, settings.port, backlog=1024
-        )
-    except OSError as exc:
-        store.stop()
-        raise SystemExit(
-            f"dispatchd: cannot listen on {settings.bind}:{settings.port}: {exc}"
-        ) from exc
-    ports = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets)
+    node = Node(settings, data_dir)
+    await node.start_app()
     log.info(
         "dispatchd %s (Python %s, uvloop %s)",
         __version__,
         sys.version.split()[0],
         uvloop.__version__,
     )
-    log.info("AMQP 0-9-1 listening on %s", ports)
-    try:
-        control_server = await control.start(broker, data_dir)
-    except OSError as exc:
-        server.close()
-        store.stop()
-        raise SystemExit(f"dispatchd: cannot listen on the control socket: {exc}") from exc
-    admin_server = admin.start(broker, settings)
-    if admin_server is not None:
-        log.info("admin page and management API on %s", admin_server.url)
-    else:
-        log.info("admin page off (--admin-port 0)")
     log.info("data dir %s (store: %s)", data_dir, settings.store or data_dir / "dispatchd.db")
-    log.info(
-        "limits: frame_max %d, channel_max %d, heartbeat %ds",
-        settings.frame_max,
-        settings.channel_max,
-        settings.heartbeat,
-    )
+    try:
+        control_server = await control.start(node, data_dir)
+    except OSError as exc:
+        await node.stop_app()
+        raise SystemExit(f"dispatchd: cannot listen on the control socket: {exc}") from exc
     if started is not None:
         started.set()
     await stop.wait()
-    log.info("shutting down: closing %d connection(s)", len(broker.connections))
-    server.close()
     control_server.close()
-    if admin_server is not None:
-        await asyncio.to_thread(admin_server.stop)
-    await broker.close_all("shutdown", SHUTDOWN_GRACE)
-    await asyncio.gather(*runtime.stop_all(), return_exceptions=True)
-    await asyncio.to_thread(store.stop)  # the store's inbox drains and commits first
-    db.close()
-    runtime.close()
+    await node.stop_app()
     log.info("stopped")
+
+
+class Node:
+    """The settings, the data dir and, while it runs, the app (``None`` after stop_app)."""
+
+    def __init__(self, settings: Settings, data_dir: Path) -> None:
+        self.settings = settings
+        self.data_dir = data_dir
+        self.name = f"dispatchd@{socket.gethostname()}"
+        self.app: App | None = None
+        self.running = asyncio.Event()  # set while the app runs (await_startup waits on it)
+        self._changing = asyncio.Lock()  # one stop_app/start_app/reset at a time
+
+    @property
+    def store_location(self) -> str:
+        """The store's URL, or the data dir holding its SQLite file."""
+        return self.settings.store or str(self.data_dir)
+
+    async def start_app(self) -> None:
+        """Start the app (a no-op while it runs, as rabbitmqctl start_app)."""
+        async with self._changing:
+            if self.app is None:
+                self.app = await App.start(self.settings, self.store_location)
+                self.running.set()
+
+    async def stop_app(self) -> None:
+        """Stop the app, keeping the node and its control socket (a no-op once stopped)."""
+        async with self._changing:
+            if self.app is not None:
+                app, self.app = self.app, None
+                self.running.clear()
+                await app.stop()
+
+    async def reset(self) -> None:
+        """Wipe the store (users, vhosts, definitions, messages); the app must be stopped.
+        The next start_app is a first start: the default user and vhost come back."""
+        async with self._changing:
+            await asyncio.to_thread(database.wipe, self.store_location)
+            log.info("reset: the store at %s is empty", self.store_location)
+
+
+@dataclass(slots=True)
+class App:
+    """The broker proper, running: its store, actors, AMQP listener and admin server."""
+
+    broker: Broker
+    db: peewee.Database
+    server: asyncio.AbstractServer
+    admin_server: AdminServer | None
+
+    @classmethod
+    async def start(cls, settings: Settings, store_location: str) -> App:
+        """Open and recover the store, start the actors, listen; SystemExit with a one-line
+        reason when it cannot."""
+        loop = asyncio.get_running_loop()
+        runtime = Runtime(loop)
+        try:
+            db = database.connect(store_location)
+            recovered = recovery.load(db, settings.queue_memory_limit, unpaged=max_priority)
+            access = accounts.load(db)
+            if not accounts.initialised(db) and not settings.load_definitions:
+                named = [x.vhost for x in recovered.exchanges] + [q.vhost for q in recovered.queues]
+                vhosts = [settings.default_vhost, *named]
+                accounts.create_defaults(
+                    db, access, settings.default_user, settings.default_pass, vhosts
+                )
+                log.info(
+                    "first start: created vhost '%s' and user '%s'",
+                    settings.default_vhost,
+                    settings.default_user,
+                )
+        except (StoreError, peewee.DatabaseError) as exc:
+            raise SystemExit(f"dispatchd: {exc}") from exc
+        commits = CommitStats()
+        store = StoreActor.start(db, loop, commits)
+        broker = Broker(settings, runtime, store, recovered, commits, access)
+        broker.start()
+        if settings.load_definitions:
+            await _load_definitions(broker, settings.load_definitions, store)
+        try:
+            server = await loop.create_server(
+                lambda: AMQPProtocol(broker), settings.bind, settings.port, backlog=1024
+            )
+        except OSError as exc:
+            store.stop()
+            raise SystemExit(
+                f"dispatchd: cannot listen on {settings.bind}:{settings.port}: {exc}"
+            ) from exc
+        ports = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets)
+        log.info("AMQP 0-9-1 listening on %s", ports)
+        admin_server = admin.start(broker, settings)
+        if admin_server is not None:
+            log.info("admin page and management API on %s", admin_server.url)
+        else:
+            log.info("admin page off (--admin-port 0)")
+        log.info(
+            "limits: frame_max %d, channel_max %d, heartbeat %ds",
+            settings.frame_max,
+            settings.channel_max,
+            settings.heartbeat,
+        )
+        return cls(broker, db, server, admin_server)
+
+    async def stop(self) -> None:
+        """Close every connection, stop the actors, commit and close the store."""
+        broker = self.broker
+        log.info("stopping: closing %d connection(s)", len(broker.connections))
+        self.server.close()
+        if self.admin_server is not None:
+            await asyncio.to_thread(self.admin_server.stop)
+        await broker.close_all("shutdown", SHUTDOWN_GRACE)
+        await asyncio.gather(*broker.runtime.stop_all(), return_exceptions=True)
+        await asyncio.to_thread(broker.store.stop)  # the store's inbox drains and commits first
+        self.db.close()
+        broker.runtime.close()
 
 
 async def _load_definitions(broker: Broker, path: str, store: Any) -> None:

@@ -57,6 +57,15 @@ def connect(url_or_dir: str) -> pw.Database:
     return db
 
 
+def wipe(url_or_dir: str) -> None:
+    """Drop every table of the store (``dispatchd ctl reset``); the next connect starts afresh."""
+    db = connect(url_or_dir)
+    try:
+        db.drop_tables(MODELS)
+    finally:
+        db.close()
+
+
 def _upgrade(db: pw.Database, version: int) -> None:
     """Bring a store written by an older dispatchd up to ``SCHEMA_VERSION``, step by step."""
     if version > SCHEMA_VERSION:

@@ -330,3 +330,58 @@ def test_users_vhosts_and_permissions_survive_restart_and_kill(fresh_broker: Bro
     fresh_broker.stop()
     fresh_broker.start()
     assert "guest" not in ctl("-s", "list_users").stdout
+
+
+def test_stop_app_reset_start_app_wipe_the_broker(fresh_broker: BrokerProcess) -> None:
+    """CI scripts wipe a broker with stop_app, reset, start_app: the node (and ctl) stays up,
+    the AMQP port closes, and the app comes back as at its first start."""
+    peer_port = os.environ.get(PEER_PORT_ENV)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if peer_port:
+        env.setdefault("RABBITMQ_NODENAME", "rabbit@localhost")
+        ops = Operator(int(peer_port), ["rabbitmqctl"], env)
+    else:
+        ops = Operator(fresh_broker.port, ctl_command(fresh_broker.data_dir), env)
+    params = pika.ConnectionParameters("127.0.0.1", ops.port, connection_attempts=1)
+    ops.run("add_user", "wiped-" + os.urandom(3).hex(), "pw")
+    with pika.BlockingConnection(params) as connection:
+        channel = connection.channel()
+        channel.queue_declare("wiped-queue", durable=True)
+        channel.basic_publish("", "wiped-queue", b"x", pika.BasicProperties(delivery_mode=2))
+    refused = ops.run("reset", check=False)
+    assert refused.returncode == 64
+    assert lines(refused.stderr)[:3] == [
+        "Error: this command requires the 'rabbit' app to be stopped on the target node. "
+        "Stop it with 'rabbitmqctl stop_app'.",
+        "Arguments given:",
+        "\treset",
+    ]
+    stopped = ops.run("stop_app")
+    assert stopped.stdout.startswith("Stopping rabbit application on node ")
+    assert ops.run("stop_app").returncode == 0  # already stopped: still fine
+    with pytest.raises(pika.exceptions.AMQPConnectionError):
+        pika.BlockingConnection(params)
+    listing = ops.run("list_queues", check=False)
+    assert listing.returncode == 64
+    assert lines(listing.stderr)[0] == (
+        "Error: this command requires the 'rabbit' app to be running on the target node. "
+        "Start it with 'rabbitmqctl start_app'."
+    )
+    assert lines(ops.run("ping").stdout)[-1] == "Ping succeeded"
+    if not peer_port:  # check_running is rabbitmq-diagnostics' verb there
+        down = ops.run("check_running", check=False)
+        assert down.returncode == 69 and down.stderr.endswith(
+            "is not running or has not fully booted yet (check with is_booting)\n"
+        )
+    waiting = subprocess.Popen(
+        [*ops.command, "await_startup"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert ops.run("reset").stdout.startswith("Resetting node ")
+    assert waiting.poll() is None  # await_startup waits for start_app
+    assert ops.run("start_app").stdout.startswith("Starting node ")
+    assert waiting.wait(timeout=60) == 0
+    assert ops.run("start_app").returncode == 0  # already running: still fine
+    assert lines(ops.run("-s", "list_users").stdout) == ["guest\t[administrator]"]
+    assert ops.run("-s", "list_queues").stdout == ""
+    with pika.BlockingConnection(params) as connection:  # guest/guest again, as at first start
+        assert connection.channel().is_open

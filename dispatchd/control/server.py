@@ -21,7 +21,7 @@ from dispatchd.control.output import EX_SOFTWARE, EX_USAGE, CtlError, Output, re
 from dispatchd.control.verbs import VERBS, Context
 
 if TYPE_CHECKING:
-    from dispatchd.broker import Broker
+    from dispatchd.serve import Node
 
 __all__ = ["MAX_REQUEST", "start"]
 
@@ -31,7 +31,7 @@ MAX_REQUEST = 64 * 1024 * 1024
 """Largest request accepted (an import_definitions carries the whole file)."""
 
 
-async def start(broker: Broker, data_dir: Path) -> asyncio.AbstractServer:
+async def start(node: Node, data_dir: Path) -> asyncio.AbstractServer:
     """Listen on ``<data_dir>/dispatchd.sock``; a stale socket file is replaced."""
     path = data_dir / SOCKET_NAME
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -49,7 +49,7 @@ async def start(broker: Broker, data_dir: Path) -> asyncio.AbstractServer:
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await _serve_one(broker, reader, writer)
+            await _serve_one(node, reader, writer)
         except Exception:  # noqa: BLE001 - one bad request never takes the listener down
             log.exception("ctl request failed")
         finally:
@@ -66,7 +66,7 @@ def _peer_allowed(writer: asyncio.StreamWriter) -> bool:
 
 
 async def _serve_one(
-    broker: Broker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    node: Node, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     if not _peer_allowed(writer):
         log.warning("ctl: refused a peer of another OS user")
@@ -79,19 +79,17 @@ async def _serve_one(
     except (ValueError, KeyError, TypeError) as exc:
         reply = {"code": EX_USAGE, "out": "", "err": f"Error: malformed request: {exc}\n"}
     else:
-        reply = await run(broker, verb, args, options)
+        reply = await run(node, verb, args, options)
     writer.write(json.dumps(reply).encode() + b"\n")
     await writer.drain()
 
 
-async def run(
-    broker: Broker, verb: str, args: list[str], options: dict[str, Any]
-) -> dict[str, Any]:
+async def run(node: Node, verb: str, args: list[str], options: dict[str, Any]) -> dict[str, Any]:
     """Carry out one verb: ``{"code", "out", "err"}`` as rabbitmqctl would print them."""
     handler = VERBS.get(verb)
     if handler is None:
         return {"code": EX_USAGE, "out": "", "err": f"Command '{verb}' not found. \n"}
-    context = Context(broker, options.get("vhost") or "/", options)
+    context = Context(node, options.get("vhost") or "/", options)
     quiet, silent = bool(options.get("quiet")), bool(options.get("silent"))
     formatter = str(options.get("formatter") or "table")
     try:

@@ -39,18 +39,25 @@ from dispatchd.wire import spec
 
 if TYPE_CHECKING:
     from dispatchd.broker import Broker
+    from dispatchd.serve import Node
 
 __all__ = ["VERBS", "Context"]
 
 
 @dataclass(slots=True)
 class Context:
-    """The broker a verb runs against, the ``-p`` vhost, the options, and what it said."""
+    """The node a verb runs against, the ``-p`` vhost, the options, and what it said."""
 
-    broker: Broker
+    node: Node
     vhost: str
     options: Mapping[str, Any]
     info: list[str] = field(default_factory=list)
+
+    @property
+    def broker(self) -> Broker:
+        """The running app's broker (verbs registered with ``app=True`` only run then)."""
+        assert self.node.app is not None
+        return self.node.app.broker
 
     def say(self, line: str) -> None:
         """An informational line (dropped by ``-q``, ``-s`` and the JSON formatter)."""
@@ -84,15 +91,19 @@ def verb(
     *arity: int,
     user: Refusal = USER_QUOTED,
     vhost: Refusal = VHOST_QUOTED,
+    app: bool | None = True,
 ) -> Callable[[Verb], Verb]:
-    """Register a verb taking one of ``arity`` positional argument counts (none: any), and
-    turn the broker's refusals into rabbitmqctl's words."""
+    """Register a verb taking one of ``arity`` positional argument counts (none: any), that
+    needs the app running (``app=True``), stopped (``False``) or either (``None``), and turn
+    the broker's refusals into rabbitmqctl's words."""
 
     def register(fn: Verb) -> Verb:
         async def checked(context: Context, args: list[str]) -> Output:
             if arity and not min(arity) <= len(args) <= max(arity):
                 problem = "not enough" if len(args) < min(arity) else "too many"
                 raise _usage(f"{problem} arguments.", name, args, usage)
+            if app is not None and (context.node.app is not None) != app:
+                raise _usage(APP_NEEDED[app], name, args, usage, prefix="Error")
             try:
                 return await fn(context, args)
             except NoSuchUser as exc:
@@ -113,10 +124,24 @@ def verb(
     return register
 
 
-def _usage(problem: str, name: str, args: Sequence[str], usage: str) -> CtlError:
+APP_NEEDED = {
+    True: "this command requires the 'rabbit' app to be running on the target node. "
+    "Start it with 'rabbitmqctl start_app'.",
+    False: "this command requires the 'rabbit' app to be stopped on the target node. "
+    "Stop it with 'rabbitmqctl stop_app'.",
+}
+
+
+def _usage(
+    problem: str,
+    name: str,
+    args: Sequence[str],
+    usage: str,
+    prefix: str = "Error (argument validation)",
+) -> CtlError:
     given = " ".join([name, *args])
     return CtlError(
-        f"Error (argument validation): {problem}\nArguments given:\n\t{given}\n\nUsage\n\n"
+        f"{prefix}: {problem}\nArguments given:\n\t{given}\n\nUsage\n\n"
         f"rabbitmqctl [--node <node>] [--longnames] [--quiet] {name} {usage}".rstrip(),
         EX_USAGE,
     )
@@ -816,33 +841,75 @@ async def status(c: Context, _args: list[str]) -> Output:
     return Output(text="\n".join(lines))
 
 
-@verb("version", "", 0)
+@verb("version", "", 0, app=None)
 async def version(_c: Context, _args: list[str]) -> Output:
     """``version``: the RabbitMQ version dispatchd behaves as."""
     return Output(text=RABBITMQ_VERSION)
 
 
-@verb("await_startup", "", 0)
-async def await_startup(_c: Context, _args: list[str]) -> Output:
-    """``await_startup``: the broker answers only once it is running (the client retries)."""
+@verb("await_startup", "[--timeout <timeout>]", 0, app=None)
+async def await_startup(c: Context, _args: list[str]) -> Output:
+    """``await_startup``: answers once the app runs (the client retries until the node
+    answers at all)."""
+    timeout = max(float(c.options.get("timeout") or 60) - 1, 0.1)  # before the client gives up
+    try:
+        await asyncio.wait_for(c.node.running.wait(), timeout)
+    except TimeoutError:
+        raise CtlError(
+            f"Error:\nTimed out waiting for the app to start on node {c.node.name}", EX_SOFTWARE
+        ) from None
     return Output()
 
 
-@verb("ping", "", 0)
+@verb("stop_app", "", 0, app=None)
+async def stop_app(c: Context, _args: list[str]) -> Output:
+    """``stop_app``: close every connection and stop the broker, keeping the node (and this
+    socket) up; a no-op when stopped."""
+    c.say(f"Stopping rabbit application on node {c.node.name} ...")
+    await c.node.stop_app()
+    return Output()
+
+
+@verb("start_app", "", 0, app=None)
+async def start_app(c: Context, _args: list[str]) -> Output:
+    """``start_app``: start the broker again; a no-op while it runs."""
+    c.say(f"Starting node {c.node.name} ...")
+    try:
+        await c.node.start_app()
+    except SystemExit as exc:  # the app's one-line start-up refusal
+        raise CtlError(f"Error:\n{exc}", EX_SOFTWARE) from None
+    return Output()
+
+
+@verb("reset", "", 0, app=False)
+async def reset(c: Context, _args: list[str]) -> Output:
+    """``reset`` (app stopped): wipe users, vhosts, definitions and messages."""
+    c.say(f"Resetting node {c.node.name} ...")
+    await c.node.reset()
+    return Output()
+
+
+@verb("ping", "", 0, app=None)
 async def ping(c: Context, _args: list[str]) -> Output:
     """``ping`` (rabbitmq-diagnostics)."""
     c.say(
-        f"Will ping {c.broker.cluster_name}. This only checks if the OS process is running "
+        f"Will ping {c.node.name}. This only checks if the OS process is running "
         "and registered with epmd. Timeout: 60000 ms."
     )
     return Output(text="Ping succeeded")
 
 
-@verb("check_running", "", 0)
+@verb("check_running", "", 0, app=None)
 async def check_running(c: Context, _args: list[str]) -> Output:
     """``check_running`` (rabbitmq-diagnostics)."""
-    c.say(f"Checking if RabbitMQ is running on node {c.broker.cluster_name} ...")
-    return Output(text=f"RabbitMQ on node {c.broker.cluster_name} is fully booted and running")
+    c.say(f"Checking if RabbitMQ is running on node {c.node.name} ...")
+    if c.node.app is None:
+        raise CtlError(
+            f"Error:\nRabbitMQ on node {c.node.name} is not running or has not fully booted "
+            "yet (check with is_booting)",
+            EX_UNAVAILABLE,
+        )
+    return Output(text=f"RabbitMQ on node {c.node.name} is fully booted and running")
 
 
 @verb("check_local_alarms", "", 0)
