@@ -4,7 +4,8 @@ A Bottle app on a threaded WSGI server in its own daemon thread (``server.py``, 
 It reads the broker only through snapshots built on the loop (``snapshot.py``), turns them
 into RabbitMQ-shaped records (``records.py``) and metrics (``metrics.py``), computes rates in
 its own thread (``rates.py``), and sends commands into the loop as AMQP methods
-(``commands.py``). The page itself is ``page.html``: static, offline, polling the API.
+(``commands.py``). The page itself is ``page.html``: static, offline, polling the API with
+the session cookie its login form gets (``sessions.py``).
 """
 
 from __future__ import annotations

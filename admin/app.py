@@ -4,8 +4,10 @@ Handlers run on the admin server's threads and never touch broker state: reads g
 :class:`~admin.snapshot.SnapshotSource`, writes through :class:`~admin.commands.Commands`,
 both carried out on the loop. Every handler is wrapped so that whatever happens becomes a
 JSON answer in RabbitMQ's shape (``{"error": ..., "reason": ...}``): 400 for bad input, 401
-for bad credentials, 404 ``Object Not Found`` for an unknown vhost or object, 503 when the
-loop does not answer in time, 500 for a bug (logged); the admin thread itself never dies.
+for bad credentials, 403 for a change made with a session cookie but not its CSRF token, 404
+``Object Not Found`` for an unknown vhost or object, 503 when the loop does not answer in time,
+500 for a bug (logged); the admin thread itself never dies. Callers authenticate with HTTP
+Basic credentials or the page's session cookie (``admin.sessions``).
 
 Path segments arrive still percent-encoded (see ``admin.server``) and are decoded here, so a
 vhost named ``/`` is ``%2F`` in a path, as in RabbitMQ.
@@ -17,6 +19,7 @@ import base64
 import concurrent.futures
 import json
 import logging
+import secrets
 import struct
 from collections.abc import Callable
 from functools import partial
@@ -51,12 +54,13 @@ from dispatchd.admin.http import (
 )
 from dispatchd.admin.rates import RateTracker
 from dispatchd.admin.records import Records, properties_key
+from dispatchd.admin.sessions import COOKIE, Session, Sessions
 from dispatchd.admin.snapshot import SnapshotSource
 from dispatchd.definitions import binding_method
 from dispatchd.wire import sasl, spec
 
 if TYPE_CHECKING:
-    from dispatchd.access import AccessControl
+    from dispatchd.access import AccessControl, User
     from dispatchd.broker import Broker
 
 __all__ = ["AdminApp", "ApiError"]
@@ -65,6 +69,10 @@ log = logging.getLogger("dispatchd.admin")
 
 AUTH_TIMEOUT = 5.0
 MAX_GET_COUNT = 10_000
+
+#: What a session cookie needs no CSRF token for; the header that carries it for the rest.
+SAFE_METHODS = ("GET", "HEAD")
+CSRF_HEADER = "X-CSRF-Token"
 
 #: RabbitMQ's 401 reasons for a vhost, and an object (someone else's connection), the user
 #: has no access to.
@@ -125,6 +133,30 @@ def _payload(payload: Any, encoding: Any) -> bytes:
     raise bad_request(["unsupported_encoding", encoding])
 
 
+def _admitted(user: ApiUser, level: Level) -> ApiUser:
+    """``user``, once their tags reach ``level`` (401 with RabbitMQ's refusal otherwise)."""
+    if not user.reaches(level):
+        raise not_authorised(REFUSALS[level])
+    return user
+
+
+def _check_csrf(session: Session) -> None:
+    """403 unless the request carries the session's CSRF token."""
+    sent = bottle.request.get_header(CSRF_HEADER) or ""
+    if not secrets.compare_digest(sent.encode(), session.csrf.encode()):
+        raise ApiError(403, "forbidden", "CSRF token missing or wrong")
+
+
+def _session_record(user: ApiUser, session: Session) -> dict[str, Any]:
+    """What the page learns of its session: the user (as ``/api/whoami``) and the CSRF token."""
+    return {"name": user.name, "tags": list(user.tags), "csrf_token": session.csrf}
+
+
+def _cookie(value: str, expiry: str = "") -> str:
+    """The session cookie's ``Set-Cookie`` value (``Secure`` waits for HTTPS)."""
+    return f"{COOKIE}={value}; {expiry}HttpOnly; SameSite=Strict; Path=/"
+
+
 class AdminApp:
     """The admin's Bottle app for one broker (``.wsgi`` is the WSGI callable)."""
 
@@ -134,6 +166,7 @@ class AdminApp:
         self.snapshots = SnapshotSource(broker)
         self.commands = Commands(broker)
         self.rates = RateTracker()
+        self.sessions = Sessions(broker.settings.login_session_timeout * 60.0)
         self.page = resources.files(__package__).joinpath("page.html").read_bytes()
         self.wsgi = bottle.Bottle()
         self.wsgi.default_error_handler = self._bottle_error  # type: ignore[method-assign]
@@ -166,12 +199,9 @@ class AdminApp:
         def serve(**params: str) -> Any:
             try:
                 if level is not None:
-                    if bottle.request.auth is None:
+                    if bottle.request.auth is None and bottle.request.get_cookie(COOKIE) is None:
                         return challenge()
-                    user = self._authenticate()
-                    if not user.reaches(level):
-                        raise not_authorised(REFUSALS[level])
-                    bottle.request.environ[USER] = user
+                    bottle.request.environ[USER] = _admitted(self._authenticate(), level)
                 result = handler(**{k: unquote(v) for k, v in params.items()})
                 if isinstance(result, bottle.HTTPResponse):
                     return result
@@ -193,29 +223,65 @@ class AdminApp:
         self.wsgi.route(path, method, serve)
 
     def _authenticate(self) -> ApiUser:
-        """Check HTTP basic credentials against the broker's users (loopback rule included)."""
+        """The request's user: HTTP Basic credentials if it has them, else its session cookie
+        (and the session's CSRF token unless the method is safe)."""
         credentials = bottle.request.auth
-        if credentials is None:
-            raise login_failed()
-        user, password = credentials
+        if credentials is not None:
+            name, password = credentials
+            return self._check(name, lambda access: access.authenticate(name, password or ""))[0]
+        session = self._session()
+        if bottle.request.method not in SAFE_METHODS:
+            _check_csrf(session)
+        return self._session_user(session)
+
+    def _check(
+        self, name: str, find: Callable[[AccessControl], User | None], basic: bool = True
+    ) -> tuple[ApiUser, str]:
+        """On the loop, the user ``find`` finds in the broker's access state (none: 401
+        ``Login failed``, with the Basic challenge for ``basic`` credentials), the loopback
+        rule applied to the request's address; the user and their password hash."""
         # REMOTE_ADDR itself: bottle's remote_addr would trust X-Forwarded-For.
         peer = bottle.request.environ.get("REMOTE_ADDR", "")
         broker = self.broker
 
-        def check() -> ApiUser | str:
-            account = broker.access.authenticate(user, password or "")
+        def check() -> tuple[ApiUser, str] | str:
+            account = find(broker.access)
             if account is None:
                 return "Login failed"
-            if not sasl.loopback_allowed(user, peer, broker.loopback_users):
+            if not sasl.loopback_allowed(name, peer, broker.loopback_users):
                 return "User can only log in via localhost"
-            return ApiUser(user, account.tags, broker.access.vhosts_of(user))
+            user = ApiUser(name, account.tags, broker.access.vhosts_of(name))
+            return user, account.password_hash
 
         found = broker.runtime.run_in_loop_threadsafe(check, timeout=AUTH_TIMEOUT)
         if found == "Login failed":
-            raise login_failed()
+            raise login_failed(challenge=basic)
         if isinstance(found, str):
             raise not_authorised(found)
         return found
+
+    def _session(self) -> Session:
+        """The live session of the request's cookie (none, or expired: 401, no challenge)."""
+        session = self.sessions.get(bottle.request.get_cookie(COOKIE) or "")
+        if session is None:
+            raise login_failed(challenge=False)
+        return session
+
+    def _session_user(self, session: Session) -> ApiUser:
+        """The session's user as they are now; the session ends (401) once they are gone, have
+        a new password or are loopback-only and the request is not from loopback."""
+
+        def same(access: AccessControl) -> User | None:
+            account = access.users.get(session.user)
+            if account is None or account.password_hash != session.password_hash:
+                return None
+            return account
+
+        try:
+            return self._check(session.user, same, basic=False)[0]
+        except ApiError:
+            self.sessions.end(session.token)
+            raise
 
     def records(self) -> Records:
         """Records of a fresh snapshot."""
@@ -272,7 +338,10 @@ class AdminApp:
         v = self._visible
         monitor = Level.MONITORING
         admin = Level.ADMINISTRATOR
-        r("/", "GET", self.get_page)
+        r("/", "GET", self.get_page, None)
+        r("/login", "POST", self.login, None)
+        r("/logout", "POST", self.logout, None)
+        r("/session", "GET", self.get_session, None)
         r("/metrics", "GET", self.get_metrics, None)
         r("/api/overview", "GET", self.get_overview)
         r("/api/cluster-name", "GET", lambda: {"name": self.records().cluster_name})
@@ -361,6 +430,41 @@ class AdminApp:
         """``GET /api/whoami``."""
         user = current_user()
         return {"name": user.name, "tags": list(user.tags)}
+
+    # ----- login sessions (the page's; see admin.sessions)
+
+    def login(self) -> bottle.HTTPResponse:
+        """``POST /login`` with JSON ``{"username", "password"}`` (JSON only: no other site's
+        form can log a browser in): a session, its cookie, and ``GET /session``'s answer."""
+        if bottle.request.content_type.split(";")[0].strip() != "application/json":
+            raise bad_request("the login must be a JSON object")
+        name, password = required(json_object(), "username", "password")
+        name, password = text(name, "username"), text(password, "password")
+        found, password_hash = self._check(
+            name, lambda access: access.authenticate(name, password), basic=False
+        )
+        user = _admitted(found, Level.MANAGEMENT)
+        session = self.sessions.create(name, password_hash)
+        response = json_response(200, _session_record(user, session))
+        response.add_header("Set-Cookie", _cookie(session.token))
+        return response
+
+    def get_session(self) -> dict[str, Any]:
+        """``GET /session``: the cookie's user and the session's CSRF token, for the page
+        (401 without a live session)."""
+        session = self._session()
+        return _session_record(_admitted(self._session_user(session), Level.MANAGEMENT), session)
+
+    def logout(self) -> bottle.HTTPResponse:
+        """``POST /logout``: end the cookie's session (CSRF token required) and delete the
+        cookie."""
+        session = self.sessions.get(bottle.request.get_cookie(COOKIE) or "")
+        if session is not None:
+            _check_csrf(session)
+            self.sessions.end(session.token)
+        response = json_response(204, None)
+        response.add_header("Set-Cookie", _cookie("", "Max-Age=0; "))
+        return response
 
     # ----- node and health checks
 

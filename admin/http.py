@@ -49,9 +49,11 @@ class ApiError(Exception):
         self.challenge = challenge
 
 
-def login_failed() -> ApiError:
-    """401 for credentials that are not a user's (RabbitMQ spells this one with a z)."""
-    return ApiError(401, "not_authorized", "Login failed", challenge=True)
+def login_failed(challenge: bool = True) -> ApiError:
+    """401 for credentials that are not a user's (RabbitMQ spells this one with a z);
+    ``challenge`` for Basic credentials, not for a login form or session cookie (so the
+    browser does not ask for Basic credentials and remember them)."""
+    return ApiError(401, "not_authorized", "Login failed", challenge=challenge)
 
 
 def not_found() -> ApiError:

@@ -24,6 +24,10 @@ class Settings:
     port: int = field(default=5672, metadata={"help": "AMQP port"})
     data_dir: str = field(default="./dispatchd-data", metadata={"help": "data directory"})
     admin_port: int = field(default=15672, metadata={"help": "admin HTTP port (0 = off)"})
+    login_session_timeout: int = field(
+        default=480,
+        metadata={"help": "minutes an unused admin page login lasts (RabbitMQ's default)"},
+    )
     log_level: str = field(default="info", metadata={"help": "debug, info, warning, error"})
     frame_max: int = field(default=131072, metadata={"help": "largest frame offered in tune"})
     channel_max: int = field(default=2047, metadata={"help": "most channels per connection"})
@@ -150,6 +154,8 @@ def _check_limits(settings: Settings) -> None:
             )
     if settings.handshake_timeout <= 0:
         raise SystemExit("dispatchd: --handshake-timeout must be more than 0 seconds")
+    if settings.login_session_timeout <= 0:
+        raise SystemExit("dispatchd: --login-session-timeout must be more than 0 minutes")
 
 
 def user_list(value: str) -> frozenset[str]:

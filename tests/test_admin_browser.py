@@ -1,9 +1,10 @@
 """The admin page in a real browser: headless Chromium (Debian's ``chromium`` and
 ``chromium-driver``) driven by Selenium.
 
-The page loads, shows a queue a pika client declares, follows its depth as messages arrive,
-shows mailboxes filling under load and emptying after it, draws the actor topology, and sorts
-the mailbox table. A screenshot goes to ``artifacts/admin.png``.
+One logs in through the page's form and out again; administrators see users, vhosts and
+permissions, others do not. The page shows a queue a pika client declares, follows its depth
+as messages arrive, shows mailboxes filling under load and emptying after it, draws the actor
+topology, and sorts the mailbox table. A screenshot goes to ``artifacts/admin.png``.
 """
 
 from __future__ import annotations
@@ -81,6 +82,20 @@ return {order: header().getAttribute("aria-sort"),
                 t.endsWith(" ms") ? 1e3 : 1))};
 """
 REFRESHES = "return Number(document.body.dataset.refreshes || 0)"
+VIEW = "return document.body.dataset.view || ''"
+ROWS = """
+return Array.from(document.querySelectorAll(arguments[0])).map((tr) => tr.dataset[arguments[1]]);
+"""
+
+
+def log_in(driver: webdriver.Chrome, port: int, user: str, password: str, query: str = "") -> None:
+    """Open the page (it shows the login form) and log in through the form."""
+    driver.get(f"http://127.0.0.1:{port}/{query}")
+    eventually(lambda: page_state(driver, VIEW) == "login", "the login form", WAIT)
+    assert not driver.find_element("id", "queues").is_displayed()
+    driver.find_element("id", "username").send_keys(user)
+    driver.find_element("id", "password").send_keys(password)
+    driver.find_element("css selector", "#login button[type=submit]").click()
 
 
 def wait_refreshes(driver: webdriver.Chrome, count: int = 2) -> None:
@@ -104,7 +119,7 @@ def test_page_follows_the_broker(
     browser: webdriver.Chrome,
 ) -> None:
     broker, api = admin_broker
-    browser.get(f"http://guest:guest@127.0.0.1:{api.port}/?refresh=250")
+    log_in(browser, api.port, "guest", "guest", "?refresh=250")
     eventually(lambda: page_state(browser, REFRESHES) >= 1, "the first refresh", WAIT)
     assert browser.find_element("id", "error").is_displayed() is False
     assert "No queues yet" in browser.find_element("id", "queues").text
@@ -181,3 +196,64 @@ def test_page_follows_the_broker(
         assert first["values"] == sorted(first["values"], reverse=True)
     connection.close()
     assert (ARTIFACTS / "admin.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_login_logout_and_what_administrators_see(
+    admin_broker: tuple[BrokerProcess, AdminClient],  # noqa: F811
+    browser: webdriver.Chrome,
+) -> None:
+    broker, api = admin_broker
+    log_in(browser, api.port, "guest", "wrong")
+    error = browser.find_element("id", "login-error")
+    eventually(lambda: error.is_displayed() and error.text == "Login failed", "the refusal", WAIT)
+    assert page_state(browser, VIEW) == "login"
+
+    browser.find_element("id", "password").clear()
+    browser.find_element("id", "password").send_keys("guest")
+    browser.find_element("css selector", "#login button[type=submit]").click()
+    eventually(lambda: page_state(browser, REFRESHES) >= 1, "the first refresh", WAIT)
+    assert browser.find_element("id", "whoami").text == "guest"
+    cookie = browser.get_cookie("dispatchd_session")
+    assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert page_state(browser, "return document.cookie") == ""  # the page's JS cannot read it
+
+    queue = f"login-{uuid.uuid4().hex[:8]}"
+    connection = broker.connect()
+    connection.channel().queue_declare(queue)
+    eventually(lambda: page_state(browser, QUEUE_CELLS, f"//{queue}"), "the queue row", WAIT)
+    connection.close()
+
+    # An administrator sees users, vhosts and permissions.
+    for section in ("users", "vhosts", "permissions"):
+        assert browser.find_element("id", section).is_displayed()
+    assert "guest" in page_state(browser, ROWS, "#users tbody tr", "user")
+    assert "/" in page_state(browser, ROWS, "#vhosts tbody tr", "vhost")
+    assert "guest@/" in page_state(browser, ROWS, "#permissions tbody tr", "permission")
+    users = browser.find_element("id", "users").text
+    assert "administrator" in users
+    default = next(v for v in api.get("/api/vhosts") if v["name"] == "/")
+    cells = "return Array.from(document.querySelectorAll(arguments[0])).map((td) => td.textContent)"
+    shown = page_state(browser, cells, '#vhosts tr[data-vhost="/"] td')
+    assert shown == ["/", default["description"], "", default["default_queue_type"]]
+
+    browser.find_element("id", "logout").click()
+    eventually(lambda: page_state(browser, VIEW) == "login", "the login form", WAIT)
+    assert browser.get_cookie("dispatchd_session") is None
+    assert not browser.find_element("id", "queues").is_displayed()
+    browser.refresh()  # still logged out after a reload
+    eventually(lambda: page_state(browser, VIEW) == "login", "the login form again", WAIT)
+
+    # A management user (no administrator tag) does not see those sections.
+    name = f"mgmt-{uuid.uuid4().hex[:8]}"
+    made = api.request("PUT", f"/api/users/{name}", {"password": "pw", "tags": "management"})
+    assert made.status == 201
+    try:
+        log_in(browser, api.port, name, "pw")
+        eventually(lambda: page_state(browser, VIEW) == "app", "the page", WAIT)
+        eventually(lambda: browser.find_element("id", "whoami").text == name, "the name", WAIT)
+        for section in ("users", "vhosts", "permissions"):
+            assert not browser.find_element("id", section).is_displayed()
+        nav = browser.find_element("css selector", "header nav").text
+        assert "Queues" in nav and "Users" not in nav
+    finally:
+        api.request("DELETE", f"/api/users/{name}")

@@ -59,3 +59,5 @@ def test_bad_values_are_clear_errors(tmp_path: Path) -> None:
     bad.write_text("nonsense = 1\n")
     with pytest.raises(SystemExit, match="unknown setting 'nonsense'"):
         load_settings(["--config", str(bad)], environ={})
+    with pytest.raises(SystemExit, match="--login-session-timeout must be more than 0"):
+        load_settings([], environ={"DISPATCHD_LOGIN_SESSION_TIMEOUT": "0"})
