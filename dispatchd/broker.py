@@ -48,6 +48,11 @@ CAPABILITIES: dict[str, bool] = {
 }
 
 
+def node_name() -> str:
+    """This node's name, in RabbitMQ's ``name@host`` form."""
+    return f"dispatchd@{socket.gethostname()}"
+
+
 class Broker:
     """Everything a connection needs to find: users, vhosts, and the other connections."""
 
@@ -74,7 +79,7 @@ class Broker:
         self.vhosts: dict[str, ActorRef[Any]] = {}
         self.connections: dict[int, AMQPProtocol] = {}
         self.capabilities = dict(CAPABILITIES)
-        self.cluster_name = f"dispatchd@{socket.gethostname()}"
+        self.cluster_name = node_name()
         self.started_at = time.time()
         self.server_properties: dict[str, Any] = {
             "product": "dispatchd",

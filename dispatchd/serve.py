@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from dispatchd import __version__, admin
 from dispatchd.actors.ready import max_priority
 from dispatchd.actors.runtime import Runtime
 from dispatchd.admin.server import AdminServer
-from dispatchd.broker import Broker
+from dispatchd.broker import Broker, node_name
 from dispatchd.config import Settings
 from dispatchd.control import server as control
 from dispatchd.management import Management, ManagementError
@@ -85,7 +84,7 @@ class Node:
     def __init__(self, settings: Settings, data_dir: Path) -> None:
         self.settings = settings
         self.data_dir = data_dir
-        self.name = f"dispatchd@{socket.gethostname()}"
+        self.name = node_name()
         self.app: App | None = None
         self.running = asyncio.Event()  # set while the app runs (await_startup waits on it)
         self._changing = asyncio.Lock()  # one stop_app/start_app/reset at a time

@@ -142,15 +142,20 @@ class Operator:
             self.run("delete_vhost", name, check=False)
 
 
-@pytest.fixture
-def operator(broker: BrokerProcess) -> Iterator[Operator]:
-    """The broker under test with its operator's command."""
+def operator_of(broker: BrokerProcess) -> Operator:
+    """rabbitmqctl on the peer when ``DISPATCHD_PEER_PORT`` names one, else ``dispatchd ctl``
+    on ``broker``."""
     peer_port = os.environ.get(PEER_PORT_ENV)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if peer_port:
         env.setdefault("RABBITMQ_NODENAME", "rabbit@localhost")
-        chosen = Operator(int(peer_port), ["rabbitmqctl"], env)
-    else:
-        chosen = Operator(broker.port, ctl_command(broker.data_dir), env)
+        return Operator(int(peer_port), ["rabbitmqctl"], env)
+    return Operator(broker.port, ctl_command(broker.data_dir), env)
+
+
+@pytest.fixture
+def operator(broker: BrokerProcess) -> Iterator[Operator]:
+    """The broker under test with its operator's command."""
+    chosen = operator_of(broker)
     yield chosen
     chosen.close()

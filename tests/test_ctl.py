@@ -17,7 +17,7 @@ import sys
 import pika
 import pytest
 
-from tests.access_support import Operator, ctl_command, readable_json
+from tests.access_support import Operator, ctl_command, operator_of, readable_json
 from tests.access_support import operator as operator
 from tests.basic_support import PEER_PORT_ENV
 from tests.conftest import ROOT, BrokerProcess
@@ -336,12 +336,7 @@ def test_stop_app_reset_start_app_wipe_the_broker(fresh_broker: BrokerProcess) -
     """CI scripts wipe a broker with stop_app, reset, start_app: the node (and ctl) stays up,
     the AMQP port closes, and the app comes back as at its first start."""
     peer_port = os.environ.get(PEER_PORT_ENV)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if peer_port:
-        env.setdefault("RABBITMQ_NODENAME", "rabbit@localhost")
-        ops = Operator(int(peer_port), ["rabbitmqctl"], env)
-    else:
-        ops = Operator(fresh_broker.port, ctl_command(fresh_broker.data_dir), env)
+    ops = operator_of(fresh_broker)
     params = pika.ConnectionParameters("127.0.0.1", ops.port, connection_attempts=1)
     ops.run("add_user", "wiped-" + os.urandom(3).hex(), "pw")
     with pika.BlockingConnection(params) as connection:
@@ -374,7 +369,7 @@ def test_stop_app_reset_start_app_wipe_the_broker(fresh_broker: BrokerProcess) -
             "is not running or has not fully booted yet (check with is_booting)\n"
         )
     waiting = subprocess.Popen(
-        [*ops.command, "await_startup"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        [*ops.command, "await_startup"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ops.env
     )
     assert ops.run("reset").stdout.startswith("Resetting node ")
     assert waiting.poll() is None  # await_startup waits for start_app
