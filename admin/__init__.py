@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dispatchd.admin.server import AdminServer
+from dispatchd.config import addresses
 
 if TYPE_CHECKING:
     from dispatchd.broker import Broker
@@ -29,7 +30,7 @@ def start(broker: Broker, settings: Settings) -> AdminServer | None:
     if not settings.admin_port:
         return None
     try:
-        server = AdminServer(broker, settings.bind, settings.admin_port)
+        server = AdminServer(broker, addresses(settings.bind)[0], settings.admin_port)
     except OSError as exc:
         raise SystemExit(
             f"dispatchd: cannot listen on {settings.bind}:{settings.admin_port} "

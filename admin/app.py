@@ -489,7 +489,7 @@ class AdminApp:
             wanted = int(port)
         except ValueError:
             raise bad_request(f"invalid port: {port}") from None
-        ports = sorted({p for _, p in self.snapshots.get().listeners})
+        ports = sorted({x.port for x in self.snapshots.get().listeners})
         if wanted in ports:
             return {"status": "ok", "port": wanted}
         return _unhealthy("No active listener", missing=wanted, ports=ports)

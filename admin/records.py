@@ -210,8 +210,8 @@ class Records:
                 "oldest_message_age": max((a.oldest_age_s for a in actors), default=0.0),
             },
             "listeners": [
-                {"node": self.node, "protocol": "amqp", "ip_address": host, "port": port}
-                for host, port in self.snap.listeners
+                {"node": self.node, "protocol": x.protocol, "ip_address": x.ip, "port": x.port}
+                for x in self.snap.listeners
             ],
             "contexts": [
                 {

@@ -31,7 +31,7 @@ from dispatchd.actors.stats import MessageTotals
 from dispatchd.store.actor import CommitStats
 
 if TYPE_CHECKING:
-    from dispatchd.broker import Broker
+    from dispatchd.broker import Broker, Listener
     from dispatchd.wire.protocol import AMQPProtocol
 
 __all__ = ["ConnectionState", "Snapshot", "SnapshotSource", "collect"]
@@ -69,7 +69,7 @@ class Snapshot:
     taken_at: float  # loop monotonic clock
     wall: float  # time.time() at the same instant
     node: str
-    listeners: tuple[tuple[str, int], ...]
+    listeners: tuple[Listener, ...]
     actors: tuple[ActorInfo, ...]
     described: Mapping[str, Mapping[str, Any]]  # URN -> describe(); absent: no answer in time
     connections: tuple[ConnectionState, ...]
@@ -199,7 +199,7 @@ async def collect(
         taken_at=time.monotonic(),
         wall=time.time(),
         node=broker.cluster_name,
-        listeners=((settings.bind, settings.port),),
+        listeners=tuple(broker.listeners),
         actors=actors,
         described=described,
         connections=connections,

@@ -14,6 +14,7 @@ import logging
 import platform
 import socket
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pykka import ActorRef
@@ -48,6 +49,16 @@ CAPABILITIES: dict[str, bool] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """A socket the broker accepts on: ``protocol`` as RabbitMQ names it (amqp, amqp/ssl,
+    http, https)."""
+
+    protocol: str
+    ip: str
+    port: int
+
+
 def node_name() -> str:
     """This node's name, in RabbitMQ's ``name@host`` form."""
     return f"dispatchd@{socket.gethostname()}"
@@ -78,6 +89,7 @@ class Broker:
         self.loopback_users = user_list(settings.loopback_users)
         self.vhosts: dict[str, ActorRef[Any]] = {}
         self.connections: dict[int, AMQPProtocol] = {}
+        self.listeners: list[Listener] = []  # filled in as each listener binds
         self.capabilities = dict(CAPABILITIES)
         self.cluster_name = node_name()
         self.started_at = time.time()

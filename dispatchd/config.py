@@ -20,10 +20,70 @@ from typing import Any
 class Settings:
     """The broker's effective configuration."""
 
-    bind: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
-    port: int = field(default=5672, metadata={"help": "AMQP port"})
+    bind: str = field(
+        default="127.0.0.1,::1",
+        metadata={
+            "help": "addresses every listener binds, comma-separated, IPv4 or IPv6 "
+            "(0.0.0.0 and :: = all interfaces)"
+        },
+    )
+    port: int = field(default=5672, metadata={"help": "AMQP port (0 = no plain listener)"})
+    tls_port: int = field(
+        default=5671, metadata={"help": "AMQPS port, listening when --tls-cert is given (0 = off)"}
+    )
+    tls_cert: str = field(
+        default="", metadata={"help": "server certificate chain (PEM); turns AMQPS on"}
+    )
+    tls_key: str = field(
+        default="", metadata={"help": "the certificate's private key (PEM; '' = in --tls-cert)"}
+    )
+    tls_ca: str = field(
+        default="", metadata={"help": "CA certificates (PEM) client certificates are checked with"}
+    )
+    tls_verify: str = field(
+        default="none",
+        metadata={"help": "none | peer: ask clients for a certificate and verify it"},
+    )
+    tls_fail_if_no_peer_cert: bool = field(
+        default=False,
+        metadata={"help": "with --tls-verify peer, refuse a client that sends no certificate"},
+    )
+    tls_versions: str = field(
+        default="tlsv1.2,tlsv1.3",
+        metadata={"help": "TLS versions accepted, comma-separated (tlsv1, tlsv1.1, tlsv1.2, ...)"},
+    )
+    tls_ciphers: str = field(
+        default="", metadata={"help": "OpenSSL cipher list for TLS 1.2 and older ('' = default)"}
+    )
+    tls_handshake_timeout: float = field(
+        default=5.0, metadata={"help": "seconds a client has for the TLS handshake"}
+    )
+    auth_mechanisms: str = field(
+        default="PLAIN,AMQPLAIN",
+        metadata={"help": "SASL mechanisms offered, comma-separated (PLAIN, AMQPLAIN, EXTERNAL)"},
+    )
+    tls_cert_login_from: str = field(
+        default="distinguished_name",
+        metadata={
+            "help": "EXTERNAL's user name from the client certificate: distinguished_name | "
+            "common_name | subject_alternative_name"
+        },
+    )
+    tls_cert_login_san_type: str = field(
+        default="dns",
+        metadata={"help": "with subject_alternative_name: dns | ip | email | uri | other_name"},
+    )
+    tls_cert_login_san_index: int = field(
+        default=0, metadata={"help": "with subject_alternative_name: which entry of that type"}
+    )
     data_dir: str = field(default="./dispatchd-data", metadata={"help": "data directory"})
     admin_port: int = field(default=15672, metadata={"help": "admin HTTP port (0 = off)"})
+    admin_tls_cert: str = field(
+        default="", metadata={"help": "admin certificate chain (PEM): HTTPS instead of HTTP"}
+    )
+    admin_tls_key: str = field(
+        default="", metadata={"help": "its private key (PEM; '' = in --admin-tls-cert)"}
+    )
     login_session_timeout: int = field(
         default=480,
         metadata={"help": "minutes an unused admin page login lasts (RabbitMQ's default)"},
@@ -93,11 +153,13 @@ def build_parser(prog: str = "dispatchd", add_help: bool = True) -> argparse.Arg
         add_help=add_help,
     )
     for f in dataclasses.fields(Settings):
+        switch = {"nargs": "?", "const": "true"} if isinstance(f.default, bool) else {}
         parser.add_argument(
             flag_name(f.name),
             dest=f.name,
             default=None,
             help=f"{f.metadata['help']} (env {env_name(f.name)}, default {f.default!r})",
+            **switch,  # a bool flag alone means true: --tls-fail-if-no-peer-cert
         )
     return parser
 
@@ -156,8 +218,44 @@ def _check_limits(settings: Settings) -> None:
         raise SystemExit("dispatchd: --handshake-timeout must be more than 0 seconds")
     if settings.login_session_timeout <= 0:
         raise SystemExit("dispatchd: --login-session-timeout must be more than 0 minutes")
+    if settings.tls_handshake_timeout <= 0:
+        raise SystemExit("dispatchd: --tls-handshake-timeout must be more than 0 seconds")
+    for name, allowed in CHOICES.items():
+        values = value_list(getattr(settings, name)) if name in LISTS else [getattr(settings, name)]
+        wrong = [v for v in values if v not in allowed] or ([] if values else [""])
+        if wrong:
+            raise SystemExit(
+                f"dispatchd: {flag_name(name)} {wrong[0]!r} is not one of {', '.join(allowed)}"
+            )
+    if not addresses(settings.bind):
+        raise SystemExit("dispatchd: --bind needs at least one address")
+    if settings.admin_tls_key and not settings.admin_tls_cert:
+        raise SystemExit("dispatchd: --admin-tls-key needs --admin-tls-cert")
+    if settings.tls_key and not settings.tls_cert:
+        raise SystemExit("dispatchd: --tls-key needs --tls-cert")
+
+
+#: Settings that take one of a few names (a comma-separated list of them for LISTS).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "tls_verify": ("none", "peer"),
+    "tls_versions": ("tlsv1", "tlsv1.1", "tlsv1.2", "tlsv1.3"),
+    "auth_mechanisms": ("PLAIN", "AMQPLAIN", "EXTERNAL"),
+    "tls_cert_login_from": ("distinguished_name", "common_name", "subject_alternative_name"),
+    "tls_cert_login_san_type": ("dns", "ip", "email", "uri", "other_name"),
+}
+LISTS = frozenset({"tls_versions", "auth_mechanisms"})
+
+
+def value_list(value: str) -> list[str]:
+    """A comma-separated setting as a list, blanks dropped, order kept."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def addresses(bind: str) -> list[str]:
+    """``--bind``'s addresses (``[::1]`` may be written with brackets)."""
+    return [item.strip("[]") for item in value_list(bind)]
 
 
 def user_list(value: str) -> frozenset[str]:
     """A comma-separated list of user names (``loopback_users``) as a set; blanks ignored."""
-    return frozenset(name.strip() for name in value.split(",") if name.strip())
+    return frozenset(value_list(value))

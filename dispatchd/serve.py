@@ -26,8 +26,8 @@ from dispatchd import __version__, admin
 from dispatchd.actors.ready import max_priority
 from dispatchd.actors.runtime import Runtime
 from dispatchd.admin.server import AdminServer
-from dispatchd.broker import Broker, node_name
-from dispatchd.config import Settings
+from dispatchd.broker import Broker, Listener, node_name
+from dispatchd.config import Settings, addresses
 from dispatchd.control import server as control
 from dispatchd.management import Management, ManagementError
 from dispatchd.store import accounts, database, recovery
@@ -157,17 +157,21 @@ class App:
             await _load_definitions(broker, settings.load_definitions, store)
         try:
             server = await loop.create_server(
-                lambda: AMQPProtocol(broker), settings.bind, settings.port, backlog=1024
+                lambda: AMQPProtocol(broker), addresses(settings.bind), settings.port, backlog=1024
             )
         except OSError as exc:
             store.stop()
             raise SystemExit(
                 f"dispatchd: cannot listen on {settings.bind}:{settings.port}: {exc}"
             ) from exc
-        ports = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets)
-        log.info("AMQP 0-9-1 listening on %s", ports)
+        for sock in server.sockets:
+            ip, port = sock.getsockname()[:2]
+            broker.listeners.append(Listener("amqp", ip, port))
+            log.info("AMQP 0-9-1 listening on %s", _address(ip, port))
         admin_server = admin.start(broker, settings)
         if admin_server is not None:
+            ip, port = admin_server.server.server_address[:2]
+            broker.listeners.append(Listener("http", str(ip), int(port)))
             log.info("admin page and management API on %s", admin_server.url)
         else:
             log.info("admin page off (--admin-port 0)")
@@ -210,3 +214,8 @@ async def _load_definitions(broker: Broker, path: str, store: Any) -> None:
         await asyncio.to_thread(store.stop)
         raise SystemExit(f"dispatchd: cannot load definitions from {path}: {exc}") from exc
     log.info("loaded definitions from %s", path)
+
+
+def _address(ip: str, port: int) -> str:
+    """``ip:port``, with an IPv6 address in brackets."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"

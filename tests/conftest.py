@@ -16,6 +16,7 @@ import pytest
 from dispatchd.actors.runtime import Runtime
 from tests.support import wait_until
 from tests.support.actors import running_runtime
+from tests.support.certs import Certs, make_certs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,3 +145,9 @@ def ch(conn: pika.BlockingConnection) -> pika.adapters.blocking_connection.Block
 def runtime() -> Iterator[Runtime]:
     """An actor runtime on a uvloop loop running in its own thread (see tests/support)."""
     yield from running_runtime()
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    """A CA, server and client certificates made for this session (tests/support/certs.py)."""
+    return make_certs(tmp_path_factory.mktemp("certs"))

@@ -12,7 +12,7 @@ from dispatchd.config import Settings, load_settings
 def test_defaults_match_rabbitmq_negotiation() -> None:
     settings = load_settings([], environ={})
     assert settings == Settings()
-    assert (settings.bind, settings.port) == ("127.0.0.1", 5672)
+    assert (settings.bind, settings.port) == ("127.0.0.1,::1", 5672)
     assert (settings.frame_max, settings.channel_max, settings.heartbeat) == (131072, 2047, 60)
 
 

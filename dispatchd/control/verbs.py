@@ -817,7 +817,6 @@ async def import_definitions(c: Context, args: list[str]) -> Output:
 @verb("status", "", 0)
 async def status(c: Context, _args: list[str]) -> Output:
     """``status``: the node, its versions and listeners."""
-    settings = c.broker.settings
     c.say(f"Status of node {c.broker.cluster_name} ...")
     lines = [
         "Runtime",
@@ -830,15 +829,22 @@ async def status(c: Context, _args: list[str]) -> Output:
         "",
         "Listeners",
         "",
-        f"Interface: {settings.bind}, port: {settings.port}, protocol: amqp, "
-        "purpose: AMQP 0-9-1 and AMQP 1.0",
+        *(
+            f"Interface: {x.ip}, port: {x.port}, protocol: {x.protocol}, "
+            f"purpose: {LISTENER_PURPOSES[x.protocol]}"
+            for x in c.broker.listeners
+        ),
     ]
-    if settings.admin_port:
-        lines.append(
-            f"Interface: {settings.bind}, port: {settings.admin_port}, protocol: http, "
-            "purpose: HTTP API"
-        )
     return Output(text="\n".join(lines))
+
+
+#: rabbitmq-diagnostics status's purpose column, per listener protocol.
+LISTENER_PURPOSES = {
+    "amqp": "AMQP 0-9-1 and AMQP 1.0",
+    "amqp/ssl": "AMQP 0-9-1 and AMQP 1.0 over TLS",
+    "http": "HTTP API",
+    "https": "HTTP API over TLS (HTTPS)",
+}
 
 
 @verb("version", "", 0, app=None)
@@ -919,19 +925,23 @@ async def check_local_alarms(c: Context, _args: list[str]) -> Output:
     return Output(text=f"Node {c.broker.cluster_name} reported no local alarms")
 
 
+#: Where to connect to reach a listener bound to every interface.
+LOCAL = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
 @verb("check_port_connectivity", "", 0)
 async def check_port_connectivity(c: Context, _args: list[str]) -> Output:
     """``check_port_connectivity`` (rabbitmq-diagnostics): connect to every listener."""
-    settings = c.broker.settings
     c.say(f"Testing TCP connections to all active listeners on node {c.broker.cluster_name} ...")
-    ports = [settings.port] + ([settings.admin_port] if settings.admin_port else [])
-    for port in ports:
+    for listener in c.broker.listeners:
+        host = LOCAL.get(listener.ip, listener.ip)
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(settings.bind, port), 5)
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, listener.port), 5)
         except (OSError, TimeoutError) as exc:
-            failed = f"Error:\nConnection to port {port} on node {settings.bind} failed: {exc}"
+            failed = f"Error:\nConnection to port {listener.port} on node {host} failed: {exc}"
             raise CtlError(failed, EX_UNAVAILABLE) from None
         writer.close()
+    ports = list(dict.fromkeys(x.port for x in c.broker.listeners))
     return Output(
         text=f"Successfully connected to ports {', '.join(map(str, ports))} "
         f"on node {c.broker.cluster_name}."
