@@ -127,6 +127,12 @@ def render(records: Records) -> str:
         for actor_kind in sorted(values):
             f.add(values[actor_kind], kind=actor_kind)
 
+    if any(x.protocol == "amqp/ssl" for x in snap.listeners):
+        failures = family(
+            "tls_handshake_failures_total", "counter", "AMQPS handshakes that failed, by reason."
+        )
+        for reason, n in sorted(snap.tls_handshake_failures.items()):
+            failures.add(n, reason=reason)
     commits = snap.commits
     if commits is not None:
         latency = family("store_commit_seconds", "summary", "Store commit latency (group commits).")

@@ -35,7 +35,14 @@ from dispatchd.actors.routing import ROUTERS
 from dispatchd.actors.runtime import ActorInfo
 from dispatchd.admin.rates import RateTracker
 from dispatchd.admin.snapshot import ConnectionState, Snapshot
-from dispatchd.wire.sasl import MECHANISMS
+
+#: /api/nodes ``auth_mechanisms``: RabbitMQ's descriptions of the mechanisms dispatchd has.
+MECHANISM_DESCRIPTIONS = {
+    "PLAIN": "SASL PLAIN authentication mechanism",
+    "AMQPLAIN": "QPid AMQPLAIN mechanism",
+    "EXTERNAL": "TLS peer verification-based authentication plugin. Used in combination with "
+    "the EXTERNAL SASL mechanism.",
+}
 
 __all__ = ["Records"]
 
@@ -245,7 +252,8 @@ class Records:
             "db_dir": snap.data_dir,
             "partitions": [],
             "auth_mechanisms": [
-                {"name": name, "description": "", "enabled": True} for name in MECHANISMS.split()
+                {"name": name, "description": text, "enabled": name in snap.auth_mechanisms}
+                for name, text in MECHANISM_DESCRIPTIONS.items()
             ],
             "exchange_types": [
                 {"name": name, "description": "", "enabled": True} for name in ROUTERS
@@ -269,7 +277,9 @@ class Records:
                 "port": c.port,
                 "peer_host": c.peer_host,
                 "peer_port": c.peer_port,
-                "ssl": False,
+                "ssl": c.tls is not None,
+                **(c.tls or {}),
+                "auth_mechanism": c.auth_mechanism,
                 "channels": len(c.channels),
                 "channel_max": c.channel_max,
                 "frame_max": c.frame_max,

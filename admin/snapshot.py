@@ -59,6 +59,8 @@ class ConnectionState:
     channel_max: int
     client_properties: Mapping[str, Any]
     channels: Mapping[int, str]  # channel number -> channel actor URN
+    auth_mechanism: str
+    tls: Mapping[str, Any] | None  # ssl_protocol, ssl_cipher, peer_cert_* (None: plain TCP)
     actor: str | None  # the connection actor's URN once connection.open succeeded
 
 
@@ -70,6 +72,8 @@ class Snapshot:
     wall: float  # time.time() at the same instant
     node: str
     listeners: tuple[Listener, ...]
+    auth_mechanisms: tuple[str, ...]
+    tls_handshake_failures: dict[str, int]  # by reason
     actors: tuple[ActorInfo, ...]
     described: Mapping[str, Mapping[str, Any]]  # URN -> describe(); absent: no answer in time
     connections: tuple[ConnectionState, ...]
@@ -117,6 +121,8 @@ def _connection_state(protocol: AMQPProtocol) -> ConnectionState:
         channel_max=protocol.channel_max,
         client_properties=dict(protocol.client_properties),
         channels={number: slot.ref.actor_urn for number, slot in protocol.channels.items()},
+        auth_mechanism=protocol.auth_mechanism,
+        tls=protocol.tls,
         actor=ref.actor_urn if ref is not None else None,
     )
 
@@ -200,6 +206,8 @@ async def collect(
         wall=time.time(),
         node=broker.cluster_name,
         listeners=tuple(broker.listeners),
+        auth_mechanisms=tuple(broker.auth_mechanisms),
+        tls_handshake_failures=dict(broker.tls_handshake_failures),
         actors=actors,
         described=described,
         connections=connections,

@@ -14,6 +14,7 @@ import logging
 import platform
 import socket
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from dispatchd.actors.channel import ChannelActor
 from dispatchd.actors.connection import ConnectionActor
 from dispatchd.actors.messages import StopVhost
 from dispatchd.actors.vhost import VhostActor
-from dispatchd.config import Settings, user_list
+from dispatchd.config import Settings, user_list, value_list
 from dispatchd.store.actor import CommitStats
 from dispatchd.store.ids import StoreIds
 
@@ -87,6 +88,8 @@ class Broker:
         self.commits = commits  # the store's group commits (recorded on the loop), if any
         self.access = access if access is not None else AccessControl()
         self.loopback_users = user_list(settings.loopback_users)
+        self.auth_mechanisms = value_list(settings.auth_mechanisms)
+        self.tls_handshake_failures: Counter[str] = Counter()  # by reason
         self.vhosts: dict[str, ActorRef[Any]] = {}
         self.connections: dict[int, AMQPProtocol] = {}
         self.listeners: list[Listener] = []  # filled in as each listener binds
@@ -136,6 +139,10 @@ class Broker:
     def check_password(self, user: str, password: str) -> bool:
         """Whether the credentials are a user's (one with a password)."""
         return self.access.authenticate(user, password) is not None
+
+    def check_user(self, user: str) -> bool:
+        """Whether ``user`` exists (EXTERNAL: the certificate stands for the password)."""
+        return user in self.access.users
 
     def vhost_refusal(self, vhost: str, user: str) -> str | None:
         """Why ``user`` may not open ``vhost`` (None: they may), in RabbitMQ's words."""

@@ -15,12 +15,13 @@ from dispatchd.serve import serve
 
 
 async def _until_signal(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM."""
-    stop = asyncio.Event()
+    """Serve until SIGINT or SIGTERM; SIGHUP reloads the TLS certificate."""
+    stop, reload = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await serve(settings, stop)
+    loop.add_signal_handler(signal.SIGHUP, reload.set)
+    await serve(settings, stop, reload=reload)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,8 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,9 @@ from dispatchd.management import Management, ManagementError
 from dispatchd.store import accounts, database, recovery
 from dispatchd.store.actor import CommitStats, StoreActor
 from dispatchd.store.database import StoreError
+from dispatchd.tls import CertificateError, ServerTLS
 from dispatchd.wire.protocol import AMQPProtocol
+from dispatchd.wire.tls import TLSAcceptor
 
 __all__ = ["SHUTDOWN_GRACE", "App", "Node", "serve"]
 
@@ -44,12 +49,16 @@ SHUTDOWN_GRACE = 5.0
 
 
 async def serve(
-    settings: Settings, stop: asyncio.Event, started: asyncio.Event | None = None
+    settings: Settings,
+    stop: asyncio.Event,
+    started: asyncio.Event | None = None,
+    reload: asyncio.Event | None = None,
 ) -> None:
     """Run a broker with ``settings`` until ``stop`` is set, then shut it down cleanly.
 
-    ``started`` is set once it accepts connections. A broker that cannot start (data dir,
-    store, port) raises SystemExit with a one-line reason.
+    ``started`` is set once it accepts connections; each time ``reload`` is set the TLS
+    certificate is read again (SIGHUP). A broker that cannot start (data dir, store, port,
+    certificate) raises SystemExit with a one-line reason.
     """
     data_dir = Path(settings.data_dir).resolve()
     try:
@@ -72,10 +81,21 @@ async def serve(
         raise SystemExit(f"dispatchd: cannot listen on the control socket: {exc}") from exc
     if started is not None:
         started.set()
+    reloading = asyncio.create_task(_reload_on(reload, node)) if reload is not None else None
     await stop.wait()
+    if reloading is not None:
+        reloading.cancel()
     control_server.close()
     await node.stop_app()
     log.info("stopped")
+
+
+async def _reload_on(reload: asyncio.Event, node: Node) -> None:
+    """Reload the node's TLS certificate each time ``reload`` is set."""
+    while True:
+        await reload.wait()
+        reload.clear()
+        node.reload_tls()
 
 
 class Node:
@@ -109,6 +129,13 @@ class Node:
                 self.running.clear()
                 await app.stop()
 
+    def reload_tls(self) -> None:
+        """Read the AMQPS certificate files again (new connections get the new certificate)."""
+        if self.app is None or self.app.tls is None:
+            log.info("SIGHUP: no TLS listener, nothing to reload")
+        else:
+            self.app.tls.reload()
+
     async def reset(self) -> None:
         """Wipe the store (users, vhosts, definitions, messages); the app must be stopped.
         The next start_app is a first start: the default user and vhost come back."""
@@ -123,8 +150,9 @@ class App:
 
     broker: Broker
     db: peewee.Database
-    server: asyncio.AbstractServer
+    servers: list[asyncio.AbstractServer]  # plain and TLS, each on every --bind address
     admin_server: AdminServer | None
+    tls: ServerTLS | None  # the AMQPS listener's certificate (None: no AMQPS)
 
     @classmethod
     async def start(cls, settings: Settings, store_location: str) -> App:
@@ -156,18 +184,12 @@ class App:
         if settings.load_definitions:
             await _load_definitions(broker, settings.load_definitions, store)
         try:
-            server = await loop.create_server(
-                lambda: AMQPProtocol(broker), addresses(settings.bind), settings.port, backlog=1024
-            )
-        except OSError as exc:
-            store.stop()
-            raise SystemExit(
-                f"dispatchd: cannot listen on {settings.bind}:{settings.port}: {exc}"
-            ) from exc
-        for sock in server.sockets:
-            ip, port = sock.getsockname()[:2]
-            broker.listeners.append(Listener("amqp", ip, port))
-            log.info("AMQP 0-9-1 listening on %s", _address(ip, port))
+            tls = ServerTLS(settings) if settings.tls_cert and settings.tls_port else None
+            servers = await _listen(broker, tls)
+        except (OSError, CertificateError) as exc:
+            await asyncio.gather(*runtime.stop_all(), return_exceptions=True)
+            await asyncio.to_thread(store.stop)
+            raise SystemExit(f"dispatchd: {exc}") from None
         admin_server = admin.start(broker, settings)
         if admin_server is not None:
             ip, port = admin_server.server.server_address[:2]
@@ -181,13 +203,14 @@ class App:
             settings.channel_max,
             settings.heartbeat,
         )
-        return cls(broker, db, server, admin_server)
+        return cls(broker, db, servers, admin_server, tls)
 
     async def stop(self) -> None:
         """Close every connection, stop the actors, commit and close the store."""
         broker = self.broker
         log.info("stopping: closing %d connection(s)", len(broker.connections))
-        self.server.close()
+        for server in self.servers:
+            server.close()
         if self.admin_server is not None:
             await asyncio.to_thread(self.admin_server.stop)
         await broker.close_all("shutdown", SHUTDOWN_GRACE)
@@ -195,6 +218,59 @@ class App:
         await asyncio.to_thread(broker.store.stop)  # the store's inbox drains and commits first
         self.db.close()
         broker.runtime.close()
+
+
+async def _listen(broker: Broker, tls: ServerTLS | None) -> list[asyncio.AbstractServer]:
+    """Open the plain and TLS listeners on every ``--bind`` address, record and log them;
+    OSError naming the address when one cannot be bound."""
+    settings, loop = broker.settings, asyncio.get_running_loop()
+    listeners: list[tuple[str, int, Callable[[], asyncio.Protocol], str]] = []
+    if settings.port:
+        listeners.append(("amqp", settings.port, lambda: AMQPProtocol(broker), "AMQP 0-9-1"))
+    if tls is not None:
+        factory = partial(
+            TLSAcceptor,
+            lambda: tls.context,
+            lambda: AMQPProtocol(broker),
+            settings.tls_handshake_timeout,
+            partial(_handshake_failed, broker),
+        )
+        about = f"AMQP 0-9-1 over TLS ({tls.describe()})"
+        listeners.append(("amqp/ssl", settings.tls_port, factory, about))
+    servers = []
+    try:
+        for protocol, port, factory, about in listeners:
+            for host in addresses(settings.bind):
+                try:
+                    server = await loop.create_server(factory, host, port, backlog=1024)
+                except OSError as exc:
+                    raise OSError(f"cannot listen on {_address(host, port)}: {exc}") from None
+                servers.append(server)
+                for sock in server.sockets:
+                    ip, bound = sock.getsockname()[:2]
+                    broker.listeners.append(Listener(protocol, ip, bound))
+                    log.info("listening on %s: %s", _address(ip, bound), about)
+    except OSError:
+        for server in servers:
+            server.close()
+        raise
+    if not servers:
+        log.warning("no AMQP listener: --port 0 and no --tls-cert")
+    return servers
+
+
+def _handshake_failed(broker: Broker, peer: str, exc: BaseException) -> None:
+    """A TLS handshake failed: one log line naming the peer and why, counted for /metrics."""
+    if isinstance(exc, ssl.SSLError):
+        reason = (exc.reason or "ssl_error").lower()
+        text = exc.reason.replace("_", " ").lower() if exc.reason else str(exc)
+    elif isinstance(exc, ConnectionAbortedError):
+        reason, text = "timeout", str(exc)
+    else:
+        reason = "closed"
+        text = f"the client closed the connection ({type(exc).__name__})"
+    broker.tls_handshake_failures[reason] += 1
+    log.warning("TLS handshake with %s failed: %s", peer, text)
 
 
 async def _load_definitions(broker: Broker, path: str, store: Any) -> None:

@@ -37,6 +37,7 @@ class BrokerProcess:
     log_path: Path
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    tls_port: int = 0  # the AMQPS port, when the test gave the broker one
 
     def start(self, timeout: float = 15.0) -> BrokerProcess:
         """Start the process and wait until it accepts connections."""
@@ -151,3 +152,29 @@ def runtime() -> Iterator[Runtime]:
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     """A CA, server and client certificates made for this session (tests/support/certs.py)."""
     return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+def tls_args(certs: Certs, tls_port: int, *more: str) -> list[str]:
+    """Broker flags for an AMQPS listener on ``tls_port`` with the session's server certificate."""
+    return [
+        "--tls-port",
+        str(tls_port),
+        "--tls-cert",
+        str(certs.server.cert),
+        "--tls-key",
+        str(certs.server.key),
+        "--tls-ca",
+        str(certs.ca),
+        *more,
+    ]
+
+
+@pytest.fixture(scope="module")
+def tls_broker(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    """A broker with a plain listener (``port``) and an AMQPS one (``tls_port``), verify none."""
+    base = tmp_path_factory.mktemp("tls-broker")
+    tls_port = free_port()
+    proc = BrokerProcess(free_port(), base / "data", base / "broker.log", tls_args(certs, tls_port))
+    proc.tls_port = tls_port
+    yield proc.start()
+    proc.stop()

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import struct
 import time
-from collections.abc import Container, Mapping
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Protocol
@@ -32,7 +32,7 @@ from pykka import ActorRef
 
 from dispatchd.actors.content import Message
 from dispatchd.actors.messages import ChannelInput, ConnectionGone, Writable
-from dispatchd.wire import fields, sasl, spec
+from dispatchd.wire import certnames, fields, sasl, spec
 from dispatchd.wire.errors import (
     AMQPError,
     DropConnection,
@@ -57,6 +57,7 @@ from dispatchd.wire.frames import (
     FrameReader,
     method_frame,
 )
+from dispatchd.wire.tls import session_info
 
 log = logging.getLogger("dispatchd.connection")
 
@@ -80,12 +81,16 @@ _NO_PROPERTIES = b"\x00\x00"
 
 
 class Limits(Protocol):
-    """The connection limits a server offers (``dispatchd.config.Settings`` has them)."""
+    """The connection limits and login settings of a server (``dispatchd.config.Settings``)."""
 
     frame_max: int
     channel_max: int
     heartbeat: int
     handshake_timeout: float
+    tls_verify: str  # EXTERNAL needs "peer"
+    tls_cert_login_from: str
+    tls_cert_login_san_type: str
+    tls_cert_login_san_index: int
 
 
 class Server(Protocol):
@@ -98,9 +103,13 @@ class Server(Protocol):
     settings: Limits
     server_properties: Mapping[str, Any]  # connection.start's, capabilities included
     loopback_users: Container[str]  # users who may only log in from a loopback address
+    auth_mechanisms: Sequence[str]  # the SASL mechanisms configured, in order
 
     def check_password(self, user: str, password: str) -> bool:
         """Whether the credentials match a known user."""
+
+    def check_user(self, user: str) -> bool:
+        """Whether ``user`` exists (EXTERNAL logins need no password)."""
 
     def vhost_refusal(self, vhost: str, user: str) -> str | None:
         """Why ``user`` may not open ``vhost`` (None: they may)."""
@@ -203,6 +212,8 @@ class AMQPProtocol(asyncio.Protocol):
         self.user = ""
         self.vhost = ""
         self.client_properties: dict[str, Any] = {}
+        self.auth_mechanism = ""  # the mechanism of the start-ok that logged in
+        self.tls: dict[str, Any] | None = None  # the TLS session (wire.tls.session_info), if any
         self.connected_at = time.time()
         self.state = HANDSHAKE
         self.reader = FrameReader(spec.FRAME_MIN_SIZE)
@@ -233,6 +244,9 @@ class AMQPProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         sock = transport.get_extra_info("sockname") or ("?", 0)
         self.peer_host = str(peer[0])
+        tls = transport.get_extra_info("ssl_object")
+        if tls is not None:
+            self.tls = session_info(tls)
         self.connection_name = f"{peer[0]}:{peer[1]} -> {sock[0]}:{sock[1]}"
         self._handshake_timer = self._loop.call_later(
             self.broker.settings.handshake_timeout, self._handshake_expired
@@ -341,12 +355,15 @@ class AMQPProtocol(asyncio.Protocol):
         self.transport.write(PROTOCOL_HEADER)
         self.transport.close()
 
+    def _offered(self) -> list[str]:
+        return sasl.offered(self.broker.auth_mechanisms, self.tls is not None)
+
     def _start_method(self) -> spec.ConnectionStart:
         return spec.ConnectionStart(
             version_major=0,
             version_minor=9,
             server_properties=dict(self.broker.server_properties),
-            mechanisms=sasl.MECHANISMS.encode(),
+            mechanisms=" ".join(self._offered()).encode(),
             locales=b"en_US",
         )
 
@@ -392,14 +409,21 @@ class AMQPProtocol(asyncio.Protocol):
             capabilities.get("consumer_cancel_notify")
         )
         try:
-            user, password = sasl.credentials(method.mechanism, method.response)
+            sasl.check_mechanism(method.mechanism, self._offered())
+            if method.mechanism == sasl.EXTERNAL:
+                user = self._certificate_user()
+                known = self.broker.check_user(user)
+            else:
+                user, password = sasl.credentials(method.mechanism, method.response)
+                known = self.broker.check_password(user, password)
         except sasl.SaslError as exc:
             raise command_invalid(str(exc), 10, 11) from None
-        if not self.broker.check_password(user, password):
+        if not known:
             raise LoginRefused(method.mechanism, f"user '{user}' - invalid credentials")
         if not sasl.loopback_allowed(user, self.peer_host, self.broker.loopback_users):
             raise LoginRefused(method.mechanism, f"user '{user}' can only connect via localhost")
         self.user = user
+        self.auth_mechanism = method.mechanism
         self.state = TUNING
         tune = spec.ConnectionTune(
             channel_max=self.channel_max,
@@ -407,6 +431,35 @@ class AMQPProtocol(asyncio.Protocol):
             heartbeat=self.broker.settings.heartbeat,
         )
         self._write_control(method_frame(0, tune.encode()))
+
+    def _certificate_user(self) -> str:
+        """EXTERNAL's user, named after the verified client certificate, or LoginRefused with
+        ``rabbit_auth_mechanism_ssl``'s reasons."""
+        assert self.transport is not None
+        tls = self.transport.get_extra_info("ssl_object")
+        settings = self.broker.settings
+        if tls is None:
+            raise LoginRefused(sasl.EXTERNAL, "not a TLS-enabled connection")
+        cert = tls.getpeercert()
+        if settings.tls_verify != "peer":
+            log.warning(
+                "TLS peer verification (authentication) is disabled, --tls-verify %s",
+                settings.tls_verify,
+            )
+            raise LoginRefused(sasl.EXTERNAL, "TLS configuration is unsafe")
+        if not cert:
+            raise LoginRefused(
+                sasl.EXTERNAL, "connection peer presented no TLS (x.509) certificate"
+            )
+        try:
+            return certnames.user_name(
+                cert,
+                settings.tls_cert_login_from,
+                settings.tls_cert_login_san_type,
+                settings.tls_cert_login_san_index,
+            )
+        except certnames.NoName as exc:
+            raise LoginRefused(sasl.EXTERNAL, str(exc)) from None
 
     def _tune_ok(self, method: spec.ConnectionTuneOk) -> None:
         """Take the client's limits, which may not exceed ours (0 means 'none' and exceeds any)."""

@@ -1,4 +1,4 @@
-"""SASL mechanisms offered in connection.start (PLAIN and AMQPLAIN) and the loopback rule.
+"""SASL mechanisms offered in connection.start (PLAIN, AMQPLAIN, EXTERNAL) and the loopback rule.
 
 Parsing follows RabbitMQ: a response that does not fit its mechanism, or a mechanism the server
 did not offer, is a protocol error (:class:`SaslError`), which RabbitMQ answers by dropping the
@@ -13,7 +13,10 @@ from collections.abc import Callable, Collection
 
 from dispatchd.wire import fields
 
-MECHANISMS = "PLAIN AMQPLAIN"
+#: Every mechanism dispatchd knows; ``--auth-mechanisms`` chooses which are offered.
+KNOWN = ("PLAIN", "AMQPLAIN", "EXTERNAL")
+#: EXTERNAL names the user after the TLS client certificate (``wire/certnames.py``).
+EXTERNAL = "EXTERNAL"
 
 
 class SaslError(ValueError):
@@ -55,12 +58,24 @@ PARSERS: dict[str, Callable[[bytes], tuple[str, str]]] = {
 }
 
 
-def credentials(mechanism: str, response: bytes) -> tuple[str, str]:
-    """The (user, password) in a start-ok; raises SaslError for anything unusable."""
-    parser = PARSERS.get(mechanism)
-    if parser is None:
+def offered(configured: Collection[str], tls: bool) -> list[str]:
+    """The mechanisms connection.start offers: the configured ones, EXTERNAL only over TLS
+    (RabbitMQ's ``should_offer``)."""
+    return [name for name in configured if tls or name != EXTERNAL]
+
+
+def check_mechanism(mechanism: str, offered: Collection[str]) -> None:
+    """RabbitMQ's ``auth_mechanism_to_module``: an unknown or not offered mechanism is a
+    SaslError with its text."""
+    if mechanism not in KNOWN:
         raise SaslError(f"unknown authentication mechanism '{mechanism}'")
-    return parser(response)
+    if mechanism not in offered:
+        raise SaslError(f"invalid authentication mechanism '{mechanism}'")
+
+
+def credentials(mechanism: str, response: bytes) -> tuple[str, str]:
+    """The (user, password) in a PLAIN or AMQPLAIN start-ok; SaslError if it is unusable."""
+    return PARSERS[mechanism](response)
 
 
 def is_loopback(host: str) -> bool:

@@ -646,7 +646,9 @@ CONNECTION_COLUMNS: dict[str, Getter] = {
     for name in ("name", "user", "vhost", "peer_host", "peer_port", "host", "port", "state",
                  "channels", "ssl", "frame_max", "channel_max", "timeout", "client_properties")
 } | {
-    "auth_mechanism": _field("auth_mechanism", "PLAIN"),
+    "auth_mechanism": _field("auth_mechanism"),
+    **{name: _field(name) for name in ("ssl_protocol", "ssl_cipher", "peer_cert_subject")},
+    **{name: _field(name) for name in ("peer_cert_issuer", "peer_cert_validity")},
     "protocol": lambda _r: "{0,9,1}",
 }  # fmt: skip
 
