@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+DEFAULT_BIND = "127.0.0.1,::1"
+"""Both loopback addresses: clients that resolve ``localhost`` to ::1 first find the broker."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     """The broker's effective configuration."""
 
     bind: str = field(
-        default="127.0.0.1,::1",
+        default=DEFAULT_BIND,
         metadata={
             "help": "addresses every listener binds, comma-separated, IPv4 or IPv6 "
             "(0.0.0.0 and :: = all interfaces)"

@@ -12,6 +12,7 @@ loop policy), so several brokers can run in one process, each on its own loop; t
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import ssl
@@ -30,7 +31,7 @@ from dispatchd.actors.ready import max_priority
 from dispatchd.actors.runtime import Runtime
 from dispatchd.admin.server import AdminServer
 from dispatchd.broker import Broker, Listener, node_name
-from dispatchd.config import Settings, addresses
+from dispatchd.config import DEFAULT_BIND, Settings, addresses
 from dispatchd.control import server as control
 from dispatchd.management import Management, ManagementError
 from dispatchd.store import accounts, database, recovery
@@ -244,6 +245,8 @@ async def _listen(broker: Broker, tls: ServerTLS | None) -> list[asyncio.Abstrac
                 try:
                     server = await loop.create_server(factory, host, port, backlog=1024)
                 except OSError as exc:
+                    if _missing_default(settings, host, exc):
+                        continue
                     raise OSError(f"cannot listen on {_address(host, port)}: {exc}") from None
                 servers.append(server)
                 for sock in server.sockets:
@@ -257,6 +260,15 @@ async def _listen(broker: Broker, tls: ServerTLS | None) -> list[asyncio.Abstrac
     if not servers:
         log.warning("no AMQP listener: --port 0 and no --tls-cert")
     return servers
+
+
+def _missing_default(settings: Settings, host: str, exc: OSError) -> bool:
+    """Whether ``host`` is one of the default loopback addresses and this machine has no such
+    address (IPv6 turned off): then the broker does without it, with a warning."""
+    if settings.bind != DEFAULT_BIND or exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+        return False
+    log.warning("not listening on %s (default --bind): %s", host, exc.strerror)
+    return True
 
 
 def _handshake_failed(broker: Broker, peer: str, exc: BaseException) -> None:

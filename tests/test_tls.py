@@ -425,3 +425,13 @@ def test_port_0_leaves_only_the_tls_listener(certs: Certs, tmp_path: Path) -> No
             assert connection.channel().is_open
     finally:
         proc.stop()
+
+
+def test_ctl_status_and_port_check_know_the_tls_listener(tls_broker: BrokerProcess) -> None:
+    status = ctl(tls_broker, "status")
+    assert (
+        f"Interface: 127.0.0.1, port: {tls_broker.tls_port}, protocol: amqp/ssl, "
+        "purpose: AMQP 0-9-1 and AMQP 1.0 over TLS"
+    ) in status
+    checked = ctl(tls_broker, "check_port_connectivity")
+    assert f"Successfully connected to ports {tls_broker.port}, {tls_broker.tls_port} " in checked
