@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 
-from dispatchd.wire.certnames import NoName, distinguished_name, user_name
+from dispatchd.wire.certnames import NoName, distinguished_name, other_names, user_name
+from tests.support.certs import Certs
 
 CERT = {
     "subject": (
@@ -43,10 +46,18 @@ def test_an_attribute_rabbitmq_does_not_name_is_its_dotted_oid() -> None:
 
 
 def test_common_name_and_subject_alternative_names() -> None:
-    assert user_name(CERT, "common_name", "dns", 0) == "#worker ,second"
-    assert user_name(CERT, "subject_alternative_name", "dns", 1) == "b.example"
-    assert user_name(CERT, "subject_alternative_name", "email", 0) == "x@example"
+    assert user_name(CERT, b"", "common_name", "dns", 0) == "#worker ,second"
+    assert user_name(CERT, b"", "subject_alternative_name", "dns", 1) == "b.example"
+    assert user_name(CERT, b"", "subject_alternative_name", "email", 0) == "x@example"
     with pytest.raises(NoName, match="no name found"):
-        user_name(CERT, "subject_alternative_name", "uri", 0)
+        user_name(CERT, b"", "subject_alternative_name", "uri", 0)
     with pytest.raises(NoName):
-        user_name({"subject": ()}, "common_name", "dns", 0)
+        user_name({"subject": ()}, b"", "common_name", "dns", 0)
+
+
+def test_other_names_are_read_from_the_der_certificate(certs: Certs) -> None:
+    der = ssl.PEM_cert_to_DER_cert(certs.client.cert.read_text())
+    assert other_names(der) == ["client@upn.example"]
+    assert user_name({}, der, "subject_alternative_name", "other_name", 0) == "client@upn.example"
+    server = ssl.PEM_cert_to_DER_cert(certs.server.cert.read_text())
+    assert other_names(server) == []

@@ -208,6 +208,15 @@ def test_a_password_still_logs_in_over_tls_with_a_certificate(
             ),
             "client@example.com",
         ),
+        (
+            (
+                "--tls-cert-login-from",
+                "subject_alternative_name",
+                "--tls-cert-login-san-type",
+                "other_name",
+            ),
+            "client@upn.example",
+        ),
     ],
 )
 def test_cert_login_from_chooses_the_name(broker_factory, certs: Certs, flags, user) -> None:

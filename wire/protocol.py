@@ -454,6 +454,7 @@ class AMQPProtocol(asyncio.Protocol):
         try:
             return certnames.user_name(
                 cert,
+                tls.getpeercert(binary_form=True) or b"",
                 settings.tls_cert_login_from,
                 settings.tls_cert_login_san_type,
                 settings.tls_cert_login_san_index,

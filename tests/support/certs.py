@@ -15,9 +15,12 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 __all__ = ["Certs", "Pair", "make_certs"]
+
+UPN = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+"""Microsoft's user principal name: the usual otherName alternative name (client@upn.example)."""
 
 CLIENT_SUBJECT = "CN=client,OU=tests,O=dispatchd"
 """The client certificate's subject in RFC 4514 order (RabbitMQ's distinguished_name form)."""
@@ -37,7 +40,7 @@ class Certs:
 
     ca: Path  # the CA that signed server, client and expired
     server: Pair
-    client: Pair  # subject CLIENT_SUBJECT, SAN dns client.example, email client@example.com
+    client: Pair  # subject CLIENT_SUBJECT; SANs client.example, client@example.com, UPN
     expired: Pair  # signed by ca, not valid since yesterday
     stranger: Pair  # a client certificate from another CA
     other_ca: Path
@@ -139,7 +142,12 @@ def make_certs(directory: Path) -> Certs:
         ],
         usage=ExtendedKeyUsageOID.SERVER_AUTH,
     )
-    client_san = [x509.DNSName("client.example"), x509.RFC822Name("client@example.com")]
+    upn = b"client@upn.example"
+    client_san = [
+        x509.DNSName("client.example"),
+        x509.RFC822Name("client@example.com"),
+        x509.OtherName(UPN, b"\x0c" + bytes([len(upn)]) + upn),  # a UTF8String
+    ]
     client = _leaf(
         directory,
         "client",
