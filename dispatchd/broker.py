@@ -59,6 +59,11 @@ class Listener:
     ip: str
     port: int
 
+    @property
+    def interface(self) -> str:
+        """The address as RabbitMQ prints it: an IPv6 one in brackets."""
+        return f"[{self.ip}]" if ":" in self.ip else self.ip
+
 
 def node_name() -> str:
     """This node's name, in RabbitMQ's ``name@host`` form."""

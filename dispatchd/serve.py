@@ -247,12 +247,13 @@ async def _listen(broker: Broker, tls: ServerTLS | None) -> list[asyncio.Abstrac
                 except OSError as exc:
                     if _missing_default(settings, host, exc):
                         continue
-                    raise OSError(f"cannot listen on {_address(host, port)}: {exc}") from None
+                    where = Listener(protocol, host, port).interface
+                    raise OSError(f"cannot listen on {where}:{port}: {exc}") from None
                 servers.append(server)
                 for sock in server.sockets:
-                    ip, bound = sock.getsockname()[:2]
-                    broker.listeners.append(Listener(protocol, ip, bound))
-                    log.info("listening on %s: %s", _address(ip, bound), about)
+                    listener = Listener(protocol, *sock.getsockname()[:2])
+                    broker.listeners.append(listener)
+                    log.info("listening on %s:%d: %s", listener.interface, listener.port, about)
     except OSError:
         for server in servers:
             server.close()
@@ -302,8 +303,3 @@ async def _load_definitions(broker: Broker, path: str, store: Any) -> None:
         await asyncio.to_thread(store.stop)
         raise SystemExit(f"dispatchd: cannot load definitions from {path}: {exc}") from exc
     log.info("loaded definitions from %s", path)
-
-
-def _address(ip: str, port: int) -> str:
-    """``ip:port``, with an IPv6 address in brackets."""
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"

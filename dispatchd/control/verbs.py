@@ -834,7 +834,7 @@ async def status(c: Context, _args: list[str]) -> Output:
         "Listeners",
         "",
         *(
-            f"Interface: {x.ip}, port: {x.port}, protocol: {x.protocol}, "
+            f"Interface: {x.interface}, port: {x.port}, protocol: {x.protocol}, "
             f"purpose: {LISTENER_PURPOSES[x.protocol]}"
             for x in c.broker.listeners
         ),
