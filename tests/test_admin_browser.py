@@ -124,6 +124,10 @@ def test_page_follows_the_broker(
     assert browser.find_element("id", "error").is_displayed() is False
     assert "No queues yet" in browser.find_element("id", "queues").text
     assert "No client connections" in browser.find_element("id", "connections").text
+    listening = browser.find_element("id", "listeners").text
+    assert (
+        f"amqp 127.0.0.1:{broker.port}" in listening and f"http 127.0.0.1:{api.port}" in listening
+    )
 
     # A queue declared by a client appears, and its depth follows publishes.
     queue = f"browser-{uuid.uuid4().hex[:8]}"
