@@ -170,9 +170,13 @@ class App:
             log.info("AMQP 0-9-1 listening on %s", _address(ip, port))
         admin_server = admin.start(broker, settings)
         if admin_server is not None:
-            ip, port = admin_server.server.server_address[:2]
-            broker.listeners.append(Listener("http", str(ip), int(port)))
-            log.info("admin page and management API on %s", admin_server.url)
+            for ip, port in admin_server.addresses:
+                broker.listeners.append(Listener(admin_server.scheme, ip, port))
+                log.info(
+                    "admin page and management API on %s://%s/",
+                    admin_server.scheme,
+                    _address(ip, port),
+                )
         else:
             log.info("admin page off (--admin-port 0)")
         log.info(
