@@ -5,7 +5,8 @@ It reads the broker only through snapshots built on the loop (``snapshot.py``), 
 into RabbitMQ-shaped records (``records.py``) and metrics (``metrics.py``), computes rates in
 its own thread (``rates.py``), and sends commands into the loop as AMQP methods
 (``commands.py``). The page itself is ``page.html``: static, offline, polling the API with
-the session cookie its login form gets (``sessions.py``).
+the session cookie its login form gets (``sessions.py``). With ``--admin-tls-cert`` it is
+served over HTTPS only (``dispatchd/tls.py`` builds its context).
 """
 
 from __future__ import annotations
@@ -18,19 +19,27 @@ from dispatchd.config import addresses
 if TYPE_CHECKING:
     from dispatchd.broker import Broker
     from dispatchd.config import Settings
+    from dispatchd.tls import ServerTLS
 
 __all__ = ["AdminServer", "start"]
 
 
-def start(broker: Broker, settings: Settings) -> AdminServer | None:
-    """Start the admin server on ``--bind``:``--admin-port`` (None when the port is 0).
+def start(broker: Broker, settings: Settings, tls: ServerTLS | None) -> AdminServer | None:
+    """Start the admin server on every ``--bind`` address at ``--admin-port`` (None when the
+    port is 0), over HTTPS with ``tls`` (``--admin-tls-cert``).
 
-    Call on the loop thread; exits like the AMQP listener if the port cannot be bound.
+    Call on the loop thread; exits like the AMQP listener if a socket cannot be bound.
     """
     if not settings.admin_port:
         return None
     try:
-        server = AdminServer(broker, addresses(settings.bind)[0], settings.admin_port)
+        server = AdminServer(
+            broker,
+            addresses(settings.bind),
+            settings.admin_port,
+            tls,
+            settings.tls_handshake_timeout,
+        )
     except OSError as exc:
         raise SystemExit(
             f"dispatchd: cannot listen on {settings.bind}:{settings.admin_port} "

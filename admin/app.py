@@ -153,8 +153,9 @@ def _session_record(user: ApiUser, session: Session) -> dict[str, Any]:
 
 
 def _cookie(value: str, expiry: str = "") -> str:
-    """The session cookie's ``Set-Cookie`` value (``Secure`` waits for HTTPS)."""
-    return f"{COOKIE}={value}; {expiry}HttpOnly; SameSite=Strict; Path=/"
+    """The session cookie's ``Set-Cookie`` value, ``Secure`` when the request came over HTTPS."""
+    secure = "Secure; " if bottle.request.environ.get("wsgi.url_scheme") == "https" else ""
+    return f"{COOKIE}={value}; {expiry}{secure}HttpOnly; SameSite=Strict; Path=/"
 
 
 class AdminApp:

@@ -1,12 +1,12 @@
 """The admin page's login sessions, kept in the admin thread's memory.
 
 A login (``POST /login``) makes a :class:`Session`: a random token (the ``HttpOnly;
-SameSite=Strict`` cookie) and a random CSRF token (given to the page, sent back as
-``X-CSRF-Token`` with every change). It remembers the user's name and password hash, so a
-request with it is refused once the user is gone or has a new password (checked on the loop,
-as Basic credentials are). A session ends at logout or after ``timeout`` seconds unused, as
-RabbitMQ's management ``login_session_timeout`` (minutes, default 480). A broker restart ends
-them all.
+SameSite=Strict`` cookie, ``Secure`` too over HTTPS) and a random CSRF token (given to the
+page, sent back as ``X-CSRF-Token`` with every change). It remembers the user's name and
+password hash, so a request with it is refused once the user is gone or has a new password
+(checked on the loop, as Basic credentials are). A session ends at logout or after ``timeout``
+seconds unused, as RabbitMQ's management ``login_session_timeout`` (minutes, default 480). A
+broker restart ends them all.
 """
 
 from __future__ import annotations

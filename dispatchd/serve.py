@@ -131,11 +131,12 @@ class Node:
                 await app.stop()
 
     def reload_tls(self) -> None:
-        """Read the AMQPS certificate files again (new connections get the new certificate)."""
-        if self.app is None or self.app.tls is None:
+        """Read the AMQPS and admin certificate files again (new connections get the new
+        certificate)."""
+        if self.app is None or not self.app.tls:
             log.info("SIGHUP: no TLS listener, nothing to reload")
-        else:
-            self.app.tls.reload()
+        for tls in self.app.tls if self.app is not None else ():
+            tls.reload()
 
     async def reset(self) -> None:
         """Wipe the store (users, vhosts, definitions, messages); the app must be stopped.
@@ -153,7 +154,7 @@ class App:
     db: peewee.Database
     servers: list[asyncio.AbstractServer]  # plain and TLS, each on every --bind address
     admin_server: AdminServer | None
-    tls: ServerTLS | None  # the AMQPS listener's certificate (None: no AMQPS)
+    tls: list[ServerTLS]  # the AMQPS and admin HTTPS certificates, those in use
 
     @classmethod
     async def start(cls, settings: Settings, store_location: str) -> App:
@@ -185,17 +186,26 @@ class App:
         if settings.load_definitions:
             await _load_definitions(broker, settings.load_definitions, store)
         try:
-            tls = ServerTLS(settings) if settings.tls_cert and settings.tls_port else None
+            tls = ServerTLS.amqp(settings) if settings.tls_cert and settings.tls_port else None
+            admin_tls = ServerTLS.admin(settings) if settings.admin_tls_cert else None
             servers = await _listen(broker, tls)
         except (OSError, CertificateError) as exc:
             await asyncio.gather(*runtime.stop_all(), return_exceptions=True)
             await asyncio.to_thread(store.stop)
             raise SystemExit(f"dispatchd: {exc}") from None
-        admin_server = admin.start(broker, settings)
+        admin_server = admin.start(broker, settings, admin_tls)
         if admin_server is not None:
-            ip, port = admin_server.server.server_address[:2]
-            broker.listeners.append(Listener("http", str(ip), int(port)))
-            log.info("admin page and management API on %s", admin_server.url)
+            about = f" ({admin_tls.describe()})" if admin_tls is not None else ""
+            for ip, port in admin_server.addresses:
+                listener = Listener(admin_server.scheme, ip, port)
+                broker.listeners.append(listener)
+                log.info(
+                    "admin page and management API on %s://%s:%d/%s",
+                    admin_server.scheme,
+                    listener.interface,
+                    port,
+                    about,
+                )
         else:
             log.info("admin page off (--admin-port 0)")
         log.info(
@@ -204,7 +214,7 @@ class App:
             settings.channel_max,
             settings.heartbeat,
         )
-        return cls(broker, db, servers, admin_server, tls)
+        return cls(broker, db, servers, admin_server, [x for x in (tls, admin_tls) if x])
 
     async def stop(self) -> None:
         """Close every connection, stop the actors, commit and close the store."""
@@ -236,7 +246,12 @@ async def _listen(broker: Broker, tls: ServerTLS | None) -> list[asyncio.Abstrac
             settings.tls_handshake_timeout,
             partial(_handshake_failed, broker),
         )
-        about = f"AMQP 0-9-1 over TLS ({tls.describe()})"
+        s = settings
+        verify = "peer" + (", fail_if_no_peer_cert" if s.tls_fail_if_no_peer_cert else "")
+        verify = verify if s.tls_verify == "peer" else "none"
+        about = (
+            f"AMQP 0-9-1 over TLS (versions {s.tls_versions}, verify {verify}, {tls.describe()})"
+        )
         listeners.append(("amqp/ssl", settings.tls_port, factory, about))
     servers = []
     try:

@@ -1,22 +1,28 @@
 """TLS contexts from the settings, what their certificates say, and reloading them.
 
-One server context serves every AMQPS socket; SIGHUP builds a new one from the same files and
-swaps it in only if it loads, so new connections use the new certificate, live ones keep
-theirs, and a bad file changes nothing.
+One server context serves every AMQPS socket, another the admin's HTTPS ones (the admin
+follows ``--tls-versions`` and ``--tls-ciphers`` too, so one policy covers every port, and
+asks for no client certificate: it authenticates with Basic or a login session). SIGHUP builds
+new contexts from the same files and swaps each in only if it loads, so new connections use the
+new certificate, live ones keep theirs, and a bad file changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from dispatchd.config import Settings, value_list
 from dispatchd.wire.certnames import distinguished_name
 
-__all__ = ["CertificateError", "Certificate", "ServerTLS", "server_context"]
+__all__ = ["Certificate", "CertificateError", "ServerTLS", "reason", "server_context"]
 
 log = logging.getLogger("dispatchd.tls")
 
@@ -46,9 +52,10 @@ class Certificate:
     def read(cls, path: str) -> Certificate:
         """The first certificate of a PEM file (CertificateError if it does not parse)."""
         try:
+            # The standard library's one decoder of a certificate file (private, since 3.2).
             decoded: dict[str, Any] = ssl._ssl._test_decode_cert(path)  # type: ignore[attr-defined]
-        except (OSError, ssl.SSLError) as exc:
-            raise CertificateError(f"cannot read certificate {path}: {_reason(exc)}") from None
+        except OSError as exc:  # ssl.SSLError included
+            raise CertificateError(f"cannot read certificate {path}: {reason(exc)}") from None
         not_after = datetime.fromtimestamp(ssl.cert_time_to_seconds(decoded["notAfter"]), UTC)
         return cls(distinguished_name(decoded.get("subject", ())), not_after)
 
@@ -58,11 +65,15 @@ class Certificate:
         return f"subject {self.subject}, expires {self.not_after:%Y-%m-%d %H:%M} UTC{expired}"
 
 
-def _reason(exc: BaseException) -> str:
-    """An OSError or SSLError as one short line."""
-    if isinstance(exc, ssl.SSLError) and exc.reason:
-        return f"{exc.library or 'SSL'}: {exc.reason}".replace("_", " ").lower()
-    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+def reason(exc: OSError) -> str:
+    """An OpenSSL or OS error in one line: ``[X509: KEY_VALUES_MISMATCH] key values
+    mismatch``, ``No such file or directory``, ``timed out``."""
+    if isinstance(exc, ssl.SSLError):
+        text = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc.args[-1]))
+        if exc.reason is None and "PEM lib" in text:
+            return f"no certificate or no private key in PEM ({text})"
+        return text
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def server_context(
@@ -87,16 +98,21 @@ def server_context(
             context.set_ciphers(ciphers or LEGACY_CIPHERS)
     except ssl.SSLError:
         raise CertificateError(f"no usable cipher in --tls-ciphers {ciphers!r}") from None
+    for path in filter(None, (cert, key, ca)):
+        try:
+            Path(path).read_bytes()  # so that the error names the file that cannot be read
+        except OSError as exc:
+            raise CertificateError(f"cannot read {path}: {reason(exc)}") from None
     try:
         context.load_cert_chain(cert, key or None)
-    except (OSError, ssl.SSLError) as exc:
+    except OSError as exc:
         files = f"{cert} and key {key}" if key else cert
-        raise CertificateError(f"cannot load certificate {files}: {_reason(exc)}") from None
+        raise CertificateError(f"cannot load certificate {files}: {reason(exc)}") from None
     if ca:
         try:
             context.load_verify_locations(ca)
-        except (OSError, ssl.SSLError) as exc:
-            raise CertificateError(f"cannot load CA file {ca}: {_reason(exc)}") from None
+        except OSError as exc:
+            raise CertificateError(f"cannot load CA file {ca}: {reason(exc)}") from None
     if verify == "peer":
         if not ca:
             raise CertificateError("--tls-verify peer needs --tls-ca to verify clients with")
@@ -111,16 +127,20 @@ _NO_VERSION = {
 
 
 class ServerTLS:
-    """The AMQPS listener's context, built from the settings and rebuilt by ``reload``."""
+    """A listener's context (``context``), built by ``build`` and rebuilt by ``reload``."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.context = self._build()
-        self.certificate = Certificate.read(settings.tls_cert)
+    def __init__(self, name: str, cert: str, build: Callable[[], ssl.SSLContext]) -> None:
+        self.name = name
+        self.cert = cert
+        self._build = build
+        self.context = build()
+        self.certificate = Certificate.read(cert)
 
-    def _build(self) -> ssl.SSLContext:
-        s = self.settings
-        return server_context(
+    @classmethod
+    def amqp(cls, s: Settings) -> ServerTLS:
+        """The AMQPS listener's, from ``--tls-*``."""
+        build = partial(
+            server_context,
             s.tls_cert,
             s.tls_key,
             s.tls_ca,
@@ -129,23 +149,31 @@ class ServerTLS:
             s.tls_versions,
             s.tls_ciphers,
         )
+        return cls("AMQPS", s.tls_cert, build)
+
+    @classmethod
+    def admin(cls, s: Settings) -> ServerTLS:
+        """The admin's HTTPS, from ``--admin-tls-cert`` / ``--admin-tls-key``."""
+        build = partial(
+            server_context,
+            s.admin_tls_cert,
+            s.admin_tls_key,
+            versions=s.tls_versions,
+            ciphers=s.tls_ciphers,
+        )
+        return cls("admin", s.admin_tls_cert, build)
 
     def describe(self) -> str:
-        """The settings start-up logs beside the listener."""
-        s = self.settings
-        verify = "peer" + (", fail_if_no_peer_cert" if s.tls_fail_if_no_peer_cert else "")
-        return (
-            f"versions {s.tls_versions}, verify {verify if s.tls_verify == 'peer' else 'none'}, "
-            f"certificate {s.tls_cert}: {self.certificate.describe()}"
-        )
+        """``certificate PATH: subject ..., expires ...``, as start-up logs it."""
+        return f"certificate {self.cert}: {self.certificate.describe()}"
 
     def reload(self) -> bool:
         """Read the files again; keep the old context (and log why) if they do not load."""
         try:
-            context, certificate = self._build(), Certificate.read(self.settings.tls_cert)
+            context, certificate = self._build(), Certificate.read(self.cert)
         except CertificateError as exc:
-            log.error("TLS certificate not reloaded, keeping the old one: %s", exc)
+            log.error("%s certificate not reloaded, keeping the old one: %s", self.name, exc)
             return False
         self.context, self.certificate = context, certificate
-        log.info("TLS certificate reloaded: %s", certificate.describe())
+        log.info("%s certificate reloaded: %s", self.name, certificate.describe())
         return True

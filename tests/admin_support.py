@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -31,16 +32,17 @@ class Answer:
 
 @dataclass
 class AdminClient:
-    """HTTP client for the admin port (basic auth as guest by default)."""
+    """HTTP client for the admin port (basic auth as guest by default; HTTPS with ``tls``)."""
 
     port: int
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # an IPv6 address in brackets: [::1]
     user: str | None = "guest"
     password: str = "guest"
+    tls: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
+        return f"{'http' if self.tls is None else 'https'}://{self.host}:{self.port}/"
 
     def request(
         self,
@@ -60,7 +62,7 @@ class AdminClient:
         for name, value in (headers or {}).items():
             req.add_header(name, value)
         try:
-            with urllib.request.urlopen(req, timeout=WAIT) as res:
+            with urllib.request.urlopen(req, timeout=WAIT, context=self.tls) as res:
                 status, res_headers, payload = res.status, res.headers, res.read()
         except urllib.error.HTTPError as err:
             status, res_headers, payload = err.code, err.headers, err.read()
@@ -108,8 +110,11 @@ def eventually(probe: Callable[[], T | None], what: str, timeout: float = WAIT) 
     raise AssertionError(f"timed out waiting for {what}; last: {last[0]!r}")
 
 
-def start_admin_broker(base: Path, *extra: str) -> tuple[BrokerProcess, AdminClient]:
-    """A dispatchd with its admin server on a free port; returns it and a client for it."""
+def start_admin_broker(
+    base: Path, *extra: str, tls: ssl.SSLContext | None = None
+) -> tuple[BrokerProcess, AdminClient]:
+    """A dispatchd with its admin server on a free port; returns it and a client for it
+    (an HTTPS one with the client context ``tls`` when given)."""
     base.mkdir(parents=True, exist_ok=True)
     admin_port = free_port()
     proc = BrokerProcess(
@@ -118,7 +123,7 @@ def start_admin_broker(base: Path, *extra: str) -> tuple[BrokerProcess, AdminCli
         base / "broker.log",
         extra_args=["--admin-port", str(admin_port), *extra],
     ).start()
-    client = AdminClient(admin_port)
+    client = AdminClient(admin_port, tls=tls)
     eventually(lambda: _answers(client), "the admin port to answer")
     return proc, client
 

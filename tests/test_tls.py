@@ -371,7 +371,7 @@ def test_sighup_reloads_the_certificate_and_keeps_it_when_the_new_one_is_bad(
             shutil.copy(renewed.key, live.key)
             assert broker.proc is not None
             broker.proc.send_signal(signal.SIGHUP)
-            assert wait_until(lambda: "TLS certificate reloaded" in broker.log)
+            assert wait_until(lambda: "AMQPS certificate reloaded" in broker.log)
             second = server_certificate(tls_port)
             assert second != first
             assert kept.channel().is_open  # the live connection keeps its session
@@ -379,10 +379,10 @@ def test_sighup_reloads_the_certificate_and_keeps_it_when_the_new_one_is_bad(
             live.cert.write_text("not a certificate\n")
             broker.proc.send_signal(signal.SIGHUP)
             assert wait_until(
-                lambda: "TLS certificate not reloaded, keeping the old one" in broker.log
+                lambda: "AMQPS certificate not reloaded, keeping the old one" in broker.log
             )
             assert server_certificate(tls_port) == second
-            assert broker.log.count("TLS certificate not reloaded") == 1
+            assert broker.log.count("certificate not reloaded") == 1
     finally:
         broker.stop()
 
@@ -408,7 +408,7 @@ def failed_start(tmp_path: Path, *flags: str) -> str:
 def test_bad_certificates_stop_start_up_with_one_line(tmp_path: Path, certs: Certs) -> None:
     missing = tmp_path / "missing.pem"
     assert failed_start(tmp_path, "--tls-cert", str(missing)) == (
-        f"dispatchd: cannot load certificate {missing}: No such file or directory"
+        f"dispatchd: cannot read {missing}: No such file or directory"
     )
     mismatched = failed_start(
         tmp_path, "--tls-cert", str(certs.server.cert), "--tls-key", str(certs.client.key)
