@@ -357,11 +357,15 @@ def test_sighup_reloads_the_certificate_and_keeps_it_when_the_new_one_is_bad(
     shutil.copy(certs.server.cert, live.cert)
     shutil.copy(certs.server.key, live.key)
     tls_port = free_port()
+    admin_port = free_port()
     flags = ["--tls-port", str(tls_port), "--tls-cert", str(live.cert), "--tls-key", str(live.key)]
+    flags += ["--admin-port", str(admin_port), "--admin-tls-cert", str(live.cert)]
+    flags += ["--admin-tls-key", str(live.key)]
     broker = BrokerProcess(free_port(), tmp_path / "data", tmp_path / "log", flags).start()
     broker.tls_port = tls_port
     try:
         first = server_certificate(tls_port)
+        assert server_certificate(admin_port) == first
         context = ssl.create_default_context()
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         params = tls_params(broker, context)
@@ -371,9 +375,10 @@ def test_sighup_reloads_the_certificate_and_keeps_it_when_the_new_one_is_bad(
             shutil.copy(renewed.key, live.key)
             assert broker.proc is not None
             broker.proc.send_signal(signal.SIGHUP)
-            assert wait_until(lambda: "AMQPS certificate reloaded" in broker.log)
+            assert wait_until(lambda: "admin certificate reloaded" in broker.log)
+            assert "AMQPS certificate reloaded" in broker.log
             second = server_certificate(tls_port)
-            assert second != first
+            assert second != first and server_certificate(admin_port) == second
             assert kept.channel().is_open  # the live connection keeps its session
 
             live.cert.write_text("not a certificate\n")
@@ -382,7 +387,8 @@ def test_sighup_reloads_the_certificate_and_keeps_it_when_the_new_one_is_bad(
                 lambda: "AMQPS certificate not reloaded, keeping the old one" in broker.log
             )
             assert server_certificate(tls_port) == second
-            assert broker.log.count("certificate not reloaded") == 1
+            assert wait_until(lambda: "admin certificate not reloaded" in broker.log)
+            assert broker.log.count("certificate not reloaded") == 2  # one line each
     finally:
         broker.stop()
 
