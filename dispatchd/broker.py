@@ -137,6 +137,17 @@ class Broker:
         """Whether the credentials are a user's (one with a password)."""
         return self.access.authenticate(user, password) is not None
 
+    def secret_refusal(self, user: str, mechanism: str, new_secret: bytes) -> str | None:
+        """Why connection.update-secret's new secret is refused (None: accepted): never.
+
+        RabbitMQ 3.10's ``rabbit_access_control:update_state`` asks only the backends whose
+        state can expire, and the internal user database's cannot: every secret is accepted
+        unchecked, and the user, its tags and its permissions stay as they were, whatever
+        the mechanism (EXTERNAL, which logs in without a password, included). A backend
+        whose credentials expire (OAuth 2 tokens) would check ``new_secret`` here.
+        """
+        return None
+
     def vhost_refusal(self, vhost: str, user: str) -> str | None:
         """Why ``user`` may not open ``vhost`` (None: they may), in RabbitMQ's words."""
         if vhost not in self.access.vhosts or vhost not in self.vhosts:
