@@ -140,6 +140,8 @@ def test_external_login_names_the_user_after_the_certificate(
         queue = channel.queue_declare("", exclusive=True).method.queue
         channel.basic_publish("", queue, b"signed")
         assert wait_until(lambda: channel.basic_get(queue, auto_ack=True)[2]) == b"signed"
+        connection.update_secret("a token", "refresh")  # accepted, as RabbitMQ's internal db
+        assert channel.queue_declare(queue, passive=True).method.queue == queue
         listing = ctl(
             external_broker,
             "list_connections",

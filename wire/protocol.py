@@ -14,6 +14,9 @@ Errors follow RabbitMQ 3.x (``rabbit_reader``), including how each one ends the 
   socket is dropped :data:`SILENT_CLOSE_DELAY` seconds after the close;
 - a method the codec does not know, or a field table it cannot parse, drops the socket at once.
 
+connection.update-secret (RabbitMQ's extension) is answered once the connection is running;
+before that it is an unexpected method like any other.
+
 Each connection that fails logs exactly one line saying why.
 """
 
@@ -598,6 +601,9 @@ class AMQPProtocol(asyncio.Protocol):
             self._enqueue(channel, method)
 
     def _on_connection_method(self, method: spec.Method) -> None:
+        if isinstance(method, spec.ConnectionUpdateSecret):
+            self._update_secret(method)
+            return
         if not isinstance(method, spec.ConnectionClose):
             raise channel_error(
                 "unexpected method in connection state running", method.CLASS_ID, method.METHOD_ID
@@ -610,6 +616,19 @@ class AMQPProtocol(asyncio.Protocol):
         )
         self._write_control(method_frame(0, spec.ConnectionCloseOk().encode()))
         self._close_after(CLOSE_OK_TIMEOUT)  # the client closes the socket once it has close-ok
+
+    def _update_secret(self, method: spec.ConnectionUpdateSecret) -> None:
+        """Accept the new secret and change nothing, as RabbitMQ 3.10 does for its internal
+        user database: ``rabbit_access_control:update_state`` asks only backends whose state
+        can expire, and that one's cannot, whatever the mechanism (EXTERNAL included); the
+        secret is not checked or stored, the user's tags and permissions are not re-read."""
+        self.send_method(0, spec.ConnectionUpdateSecretOk())
+        log.info(
+            "connection %s: user '%s' updated secret, reason: %s",
+            self.connection_name,
+            self.user,
+            " ".join(method.reason.splitlines()),  # one log line, whatever the client sent
+        )
 
     def _open_channel(self, channel: int, method: spec.Method) -> None:
         if not isinstance(method, spec.ChannelOpen):
