@@ -452,3 +452,16 @@ def test_ctl_status_and_port_check_know_the_tls_listener(tls_broker: BrokerProce
     ) in status
     checked = ctl(tls_broker, "check_port_connectivity")
     assert f"Successfully connected to ports {tls_broker.port}, {tls_broker.tls_port} " in checked
+
+
+def test_ctl_listeners(tls_broker: BrokerProcess) -> None:
+    lines = ctl(tls_broker, "listeners").splitlines()
+    assert lines[0].startswith("Asking node dispatchd@") and lines[0].endswith(
+        " to report its protocol listeners ..."
+    )
+    assert lines[1:] == [
+        f"Interface: 127.0.0.1, port: {tls_broker.port}, protocol: amqp, "
+        "purpose: AMQP 0-9-1 and AMQP 1.0",
+        f"Interface: 127.0.0.1, port: {tls_broker.tls_port}, protocol: amqp/ssl, "
+        "purpose: AMQP 0-9-1 and AMQP 1.0 over TLS",
+    ]

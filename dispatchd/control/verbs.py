@@ -833,13 +833,27 @@ async def status(c: Context, _args: list[str]) -> Output:
         "",
         "Listeners",
         "",
-        *(
-            f"Interface: {x.interface}, port: {x.port}, protocol: {x.protocol}, "
-            f"purpose: {LISTENER_PURPOSES[x.protocol]}"
-            for x in c.broker.listeners
-        ),
+        *_listener_lines(c.broker),
     ]
     return Output(text="\n".join(lines))
+
+
+@verb("listeners", "", 0)
+async def listeners(c: Context, _args: list[str]) -> Output:
+    """``listeners`` (rabbitmq-diagnostics): the protocol listeners."""
+    c.say(f"Asking node {c.broker.cluster_name} to report its protocol listeners ...")
+    lines = _listener_lines(c.broker)
+    return Output(
+        text="\n".join(lines) or f"Node {c.broker.cluster_name} reported no enabled listeners."
+    )
+
+
+def _listener_lines(broker: Broker) -> list[str]:
+    return [
+        f"Interface: {x.interface}, port: {x.port}, protocol: {x.protocol}, "
+        f"purpose: {LISTENER_PURPOSES[x.protocol]}"
+        for x in broker.listeners
+    ]
 
 
 #: rabbitmq-diagnostics status's purpose column, per listener protocol.
