@@ -40,6 +40,7 @@ import argparse
 import json
 import os
 import socket
+import ssl
 import statistics
 import struct
 import threading
@@ -73,11 +74,15 @@ class BenchError(RuntimeError):
 
 
 class Connection:
-    """A minimal blocking AMQP 0-9-1 connection with channel 1 open (guest/guest, vhost /)."""
+    """A minimal blocking AMQP 0-9-1 connection with channel 1 open (guest/guest, vhost /);
+    over TLS with ``context`` (the server verified as ``localhost``)."""
 
-    def __init__(self, port: int, timeout: float = 10.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(
+        self, port: int, timeout: float = 10.0, context: ssl.SSLContext | None = None
+    ) -> None:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = context.wrap_socket(sock, server_hostname="localhost") if context else sock
         self.reader = FrameReader(0)
         self.held: list[tuple[int, int, bytes]] = []
         self.sock.sendall(PROTOCOL_HEADER)
