@@ -24,6 +24,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from dispatchd.admin.app import AdminApp
 from dispatchd.tls import ServerTLS, reason
+from dispatchd.wire.tls import endpoint
 
 if TYPE_CHECKING:
     from dispatchd.broker import Broker
@@ -71,13 +72,13 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
         except TimeoutError:
             log.warning(
                 "admin TLS handshake with %s failed: no handshake within %ss",
-                _peer(peer),
+                endpoint(peer),
                 self.handshake_timeout,
             )
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError):  # a port probe, too
-            log.info("admin TLS handshake with %s: the client closed the connection", _peer(peer))
+            log.debug("admin TLS connection from %s closed before the handshake", endpoint(peer))
         except OSError as exc:  # ssl.SSLError included: plain HTTP, no shared version
-            log.warning("admin TLS handshake with %s failed: %s", _peer(peer), reason(exc))
+            log.warning("admin TLS handshake with %s failed: %s", endpoint(peer), reason(exc))
         else:
             sock.settimeout(None)
             return True
@@ -93,12 +94,6 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 
 class _IPv6ThreadingWSGIServer(_ThreadingWSGIServer):
     address_family = socket.AF_INET6
-
-
-def _peer(address: Any) -> str:
-    """A peer's ``ip:port`` (IPv6 in brackets)."""
-    host, port = address[:2]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class _Handler(WSGIRequestHandler):

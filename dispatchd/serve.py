@@ -294,9 +294,10 @@ def _handshake_failed(broker: Broker, peer: str, exc: BaseException) -> None:
         text = exc.reason.replace("_", " ").lower() if exc.reason else str(exc)
     elif isinstance(exc, ConnectionAbortedError):
         reason, text = "timeout", str(exc)
-    else:
-        reason = "closed"
-        text = f"the client closed the connection ({type(exc).__name__})"
+    else:  # the client hung up before or during the handshake: a port probe, like nc -z
+        broker.tls_handshake_failures["closed"] += 1
+        log.debug("TLS connection from %s closed before the handshake ended", peer)
+        return
     broker.tls_handshake_failures[reason] += 1
     log.warning("TLS handshake with %s failed: %s", peer, text)
 

@@ -465,3 +465,24 @@ def test_ctl_listeners(tls_broker: BrokerProcess) -> None:
         f"Interface: 127.0.0.1, port: {tls_broker.tls_port}, protocol: amqp/ssl, "
         "purpose: AMQP 0-9-1 and AMQP 1.0 over TLS",
     ]
+
+
+def test_a_silent_tls_peer_is_cut_off_soon_after_its_connection_ends(
+    tls_broker: BrokerProcess, certs: Certs
+) -> None:
+    """A client that stops answering misses its heartbeats; its TLS socket then goes within
+    the TLS shutdown timeout (2 s), not the loop's default 30 s."""
+    client = RawClient(tls_broker.tls_port)
+    client.sock = client_context(certs).wrap_socket(client.sock, server_hostname="localhost")
+    with client:
+        assert client.handshake(heartbeat=1)["stage"] == "opened"
+        port = client.sock.getsockname()[1]
+
+        def listed() -> bool:
+            return f"\t{port}\t" in ctl(
+                tls_broker, "list_connections", "user", "peer_port", "state"
+            )
+
+        assert listed()
+        assert wait_until(lambda: "missed heartbeats from client" in tls_broker.log, 10)
+        assert wait_until(lambda: not listed(), 6)  # 2 s after the close, not 30

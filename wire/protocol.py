@@ -60,7 +60,7 @@ from dispatchd.wire.frames import (
     FrameReader,
     method_frame,
 )
-from dispatchd.wire.tls import session_info
+from dispatchd.wire.tls import endpoint, session_info
 
 log = logging.getLogger("dispatchd.connection")
 
@@ -250,7 +250,7 @@ class AMQPProtocol(asyncio.Protocol):
         tls = transport.get_extra_info("ssl_object")
         if tls is not None:
             self.tls = session_info(tls)
-        self.connection_name = f"{peer[0]}:{peer[1]} -> {sock[0]}:{sock[1]}"
+        self.connection_name = f"{endpoint(peer)} -> {endpoint(sock)}"
         self._handshake_timer = self._loop.call_later(
             self.broker.settings.handshake_timeout, self._handshake_expired
         )

@@ -19,7 +19,11 @@ from typing import Any
 
 from dispatchd.wire.certnames import distinguished_name
 
-__all__ = ["TLSAcceptor", "session_info"]
+__all__ = ["SHUTDOWN_TIMEOUT", "TLSAcceptor", "endpoint", "session_info"]
+
+SHUTDOWN_TIMEOUT = 2.0
+"""Seconds a closing TLS connection waits for the peer's close_notify before the socket is cut
+(the loops' default, 30 s, holds a silent peer's socket that long after its connection ended)."""
 
 try:
     import uvloop
@@ -58,16 +62,23 @@ class TLSAcceptor(asyncio.Protocol):
             waiter,
             server_side=True,
             ssl_handshake_timeout=self._timeout,
+            ssl_shutdown_timeout=SHUTDOWN_TIMEOUT,
         )
         transport.set_protocol(tls)  # type: ignore[attr-defined]
         tls.connection_made(transport)
-        peer = transport.get_extra_info("peername") or ("?", 0)
-        address = f"{peer[0]}:{peer[1]}"
+        address = endpoint(transport.get_extra_info("peername") or ("?", 0))
         waiter.add_done_callback(lambda done: self._handshake_done(address, done))
 
     def _handshake_done(self, peer: str, done: asyncio.Future[None]) -> None:
         if not done.cancelled() and done.exception() is not None:
             self._on_failure(peer, done.exception())  # type: ignore[arg-type]
+
+
+def endpoint(address: tuple[Any, ...]) -> str:
+    """A socket address as RabbitMQ writes it in connection names: ``ip:port``, an IPv6
+    address in brackets."""
+    host = str(address[0])
+    return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
 
 
 def session_info(tls: ssl.SSLObject) -> dict[str, Any]:
