@@ -41,6 +41,7 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 refuses a burst of connections
     tls: ServerTLS | None = None  # set before serving: HTTPS only, its context current
     handshake_timeout = 5.0
 
