@@ -176,6 +176,21 @@ def internal_error(text: str, class_id: int = 0, method_id: int = 0) -> AMQPErro
     return AMQPError(ConnectionReplyCode.INTERNAL_ERROR, text, class_id, method_id)
 
 
+class ChannelCrashed(AMQPError):
+    """541 as RabbitMQ closes a connection whose channel process died: the bare
+    ``INTERNAL_ERROR`` on the wire, class 0 method 0; the reason goes to our log only."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(ConnectionReplyCode.INTERNAL_ERROR, reason)
+
+    @property
+    def reply_text(self) -> str:  # noqa: D102
+        return REPLY_NAMES[ConnectionReplyCode.INTERNAL_ERROR]
+
+    def __str__(self) -> str:
+        return f"INTERNAL_ERROR - {self.text}"
+
+
 # ----- RabbitMQ's texts for framing errors
 
 #: Erlang's pretty printer (``~p``) keeps a term on one line while it ends before this column.

@@ -31,13 +31,14 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Protocol
 
-from pykka import ActorRef
+from pykka import ActorDeadError, ActorRef
 
 from dispatchd.actors.content import Message
 from dispatchd.actors.messages import ChannelInput, ConnectionGone, Writable
 from dispatchd.wire import certnames, fields, sasl, spec
 from dispatchd.wire.errors import (
     AMQPError,
+    ChannelCrashed,
     DropConnection,
     FatalFrameError,
     cannot_decode,
@@ -81,6 +82,8 @@ _CLOSE = _IDS.pack(spec.ConnectionClose.CLASS_ID, spec.ConnectionClose.METHOD_ID
 _CLOSE_OK = _IDS.pack(spec.ConnectionCloseOk.CLASS_ID, spec.ConnectionCloseOk.METHOD_ID)
 _CONTENT_HEADER_MIN = 12  # class, weight, body size; RabbitMQ accepts a header without flags
 _NO_PROPERTIES = b"\x00\x00"
+#: Property lists that always decode (none; delivery-mode alone): no need to check them.
+_PLAIN_PROPERTIES = frozenset({_NO_PROPERTIES, b"\x10\x00\x01", b"\x10\x00\x02"})
 
 
 class Limits(Protocol):
@@ -195,6 +198,7 @@ class ChannelSlot:
     publish: spec.BasicPublish | None = None
     awaiting_header: bool = False
     raw_properties: bytes = b""
+    properties: spec.BasicProperties | None = None  # decoded when checked at the header
     body_size: int = 0
     body_parts: list[bytes] = field(default_factory=list)
     received: int = 0
@@ -268,8 +272,10 @@ class AMQPProtocol(asyncio.Protocol):
         for timer in (self._handshake_timer, self._heartbeat_timer, self._close_timer):
             if timer is not None:
                 timer.cancel()
-        self._release()
-        self.broker.connection_closed(self)
+        try:
+            self._release()
+        finally:
+            self.broker.connection_closed(self)  # whatever failed, the connection is gone
 
     def data_received(self, data: bytes) -> None:  # noqa: D102
         self._received = True
@@ -667,6 +673,7 @@ class AMQPProtocol(asyncio.Protocol):
                 40,
             )
         slot.raw_properties = raw
+        slot.properties = None if raw in _PLAIN_PROPERTIES else _checked_properties(raw)
         slot.body_size = body_size
         slot.received = 0
         slot.awaiting_header = False
@@ -698,7 +705,12 @@ class AMQPProtocol(asyncio.Protocol):
         publish = slot.publish
         assert publish is not None
         message = Message(
-            publish.exchange, publish.routing_key, slot.raw_properties, body, publish.mandatory
+            publish.exchange,
+            publish.routing_key,
+            slot.raw_properties,
+            body,
+            publish.mandatory,
+            slot.properties,
         )
         slot.publish = None
         slot.received = 0
@@ -818,10 +830,10 @@ class AMQPProtocol(asyncio.Protocol):
             self._heartbeat_timer = None
         self._dispatch()  # what arrived before the close is still processed, as in RabbitMQ
         for slot in self.channels.values():
-            slot.ref.tell(ConnectionGone())
+            _tell_gone(slot.ref)
         self.channels.clear()
         if self.connection_ref is not None:
-            self.connection_ref.tell(ConnectionGone())
+            _tell_gone(self.connection_ref)
             self.connection_ref = None
 
     def _close_after(self, delay: float) -> None:
@@ -843,6 +855,26 @@ class AMQPProtocol(asyncio.Protocol):
         self._flush()
         if self.transport is not None:
             self.transport.close()
+
+
+def _checked_properties(raw: bytes) -> spec.BasicProperties:
+    """A publish's properties, decoded as RabbitMQ's channel decodes every publish's: ones that
+    do not decode (a bad field table, a truncated list) crash its channel, which closes the
+    connection with a bare 541 INTERNAL_ERROR; here that error, before any actor sees them.
+    (Bytes that are not UTF-8 pass, as in RabbitMQ.)"""
+    try:
+        return spec.BasicProperties.decode(raw, 0)
+    except spec.ContentHeaderDecodeError as exc:
+        raise ChannelCrashed(f"content properties do not decode: {exc}") from None
+
+
+def _tell_gone(ref: ActorRef[Any]) -> None:
+    """Tell an actor its connection is gone; one that crashed already is simply skipped, so
+    a connection's clean-up always completes."""
+    try:
+        ref.tell(ConnectionGone())
+    except ActorDeadError:
+        pass
 
 
 def _inside_field_table(error: spec.MethodDecodeError) -> bool:
