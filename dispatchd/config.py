@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dispatchd.wire.errors import MAX_MESSAGE_SIZE
+
 DEFAULT_BIND = "127.0.0.1,::1"
 """Both loopback addresses: clients that resolve ``localhost`` to ::1 first find the broker."""
 
@@ -97,6 +99,10 @@ class Settings:
     heartbeat: int = field(default=60, metadata={"help": "heartbeat offered in tune, seconds"})
     handshake_timeout: float = field(
         default=10.0, metadata={"help": "seconds a client has to finish the handshake"}
+    )
+    max_message_size: int = field(
+        default=134217728,
+        metadata={"help": "largest message body accepted, bytes (RabbitMQ's max_message_size)"},
     )
     loopback_users: str = field(
         default="guest",
@@ -207,6 +213,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "frame_max": (4096, 0xFFFFFFFF),
     "channel_max": (0, 0xFFFF),
     "heartbeat": (0, 0xFFFF),
+    "max_message_size": (1, MAX_MESSAGE_SIZE),
 }
 
 
