@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dispatchd.store.batching import BATCH_BYTES, BATCH_ROWS
 from dispatchd.wire.errors import MAX_MESSAGE_SIZE
 
 DEFAULT_BIND = "127.0.0.1,::1"
@@ -127,6 +128,14 @@ class Settings:
             "the rest wait in the store"
         },
     )
+    store_batch_rows: int = field(
+        default=BATCH_ROWS,
+        metadata={"help": "most message rows in one group commit (the rest wait for the next)"},
+    )
+    store_batch_bytes: int = field(
+        default=BATCH_BYTES,
+        metadata={"help": "most body and property bytes in one group commit"},
+    )
     store: str = field(
         default="",
         metadata={"help": "database: '' = SQLite in the data dir, or a postgresql:// URL"},
@@ -224,6 +233,9 @@ def _check_limits(settings: Settings) -> None:
             raise SystemExit(
                 f"dispatchd: {flag_name(name)} must be between {low} and {high}, not {value}"
             )
+    for name in ("store_batch_rows", "store_batch_bytes"):
+        if getattr(settings, name) <= 0:
+            raise SystemExit(f"dispatchd: {flag_name(name)} must be more than 0")
     if settings.handshake_timeout <= 0:
         raise SystemExit("dispatchd: --handshake-timeout must be more than 0 seconds")
     if settings.login_session_timeout <= 0:

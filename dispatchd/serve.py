@@ -36,6 +36,7 @@ from dispatchd.control import server as control
 from dispatchd.management import Management, ManagementError
 from dispatchd.store import accounts, database, recovery
 from dispatchd.store.actor import CommitStats, StoreActor
+from dispatchd.store.batching import CommitBudget
 from dispatchd.store.database import StoreError
 from dispatchd.tls import CertificateError, ServerTLS
 from dispatchd.wire.protocol import AMQPProtocol
@@ -180,7 +181,8 @@ class App:
         except (StoreError, peewee.DatabaseError) as exc:
             raise SystemExit(f"dispatchd: {exc}") from exc
         commits = CommitStats()
-        store = StoreActor.start(db, loop, commits)
+        budget = CommitBudget(settings.store_batch_rows, settings.store_batch_bytes)
+        store = StoreActor.start(db, loop, commits, budget)
         broker = Broker(settings, runtime, store, recovered, commits, access)
         broker.start()
         if settings.load_definitions:
