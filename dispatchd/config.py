@@ -101,6 +101,13 @@ class Settings:
     handshake_timeout: float = field(
         default=10.0, metadata={"help": "seconds a client has to finish the handshake"}
     )
+    max_connections: int = field(
+        default=0,
+        metadata={
+            "help": "connections each listener serves before it stops accepting, as RabbitMQ "
+            "3.10's connection_max (a soft limit: a burst may reach it plus 9; 0 = no limit)"
+        },
+    )
     max_message_size: int = field(
         default=134217728,
         metadata={"help": "largest message body accepted, bytes (RabbitMQ's max_message_size)"},
@@ -233,6 +240,8 @@ def _check_limits(settings: Settings) -> None:
             raise SystemExit(
                 f"dispatchd: {flag_name(name)} must be between {low} and {high}, not {value}"
             )
+    if settings.max_connections < 0:
+        raise SystemExit("dispatchd: --max-connections must be 0 (no limit) or more")
     for name in ("store_batch_rows", "store_batch_bytes"):
         if getattr(settings, name) <= 0:
             raise SystemExit(f"dispatchd: {flag_name(name)} must be more than 0")

@@ -9,7 +9,9 @@ configured max size M" (basic.publish's ids) and the connection stays open.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pika
 import pytest
@@ -18,10 +20,12 @@ from pika import spec
 
 from dispatchd.config import load_settings
 from dispatchd.wire.errors import MAX_MESSAGE_SIZE, message_too_large
+from dispatchd.wire.gate import ACCEPTORS, AcceptGate
 from tests.basic_support import WAIT, Peer
 from tests.basic_support import peer as peer
 from tests.conformance.rawclient import (
     FRAME_BODY,
+    PROTOCOL_HEADER,
     TIMEOUT,
     RawClient,
     describe,
@@ -182,3 +186,78 @@ def test_refusal_text_at_the_ceiling() -> None:
         f"PRECONDITION_FAILED - message size 9 is larger than max size {MAX_MESSAGE_SIZE}"
     )
     assert "configured max size 8" in message_too_large(9, 8).reply_text
+
+
+# ----- max_connections (RabbitMQ 3.10's connection_max: Ranch's max_connections)
+
+
+def test_gate_is_soft_by_one_per_acceptor() -> None:
+    """Limit 2, 10 acceptors: each acceptor takes one socket, the one reaching the limit
+    sleeps, so a burst gets 2 + 9; closes wake an acceptor only back under the limit."""
+    gate = AcceptGate(2)
+    taken = 0
+    while gate.may_accept():
+        gate.accepted()
+        taken += 1
+    assert taken == 2 + ACCEPTORS - 1
+    for _ in range(taken - 2):  # down to the limit: nobody wakes
+        gate.closed()
+        assert not gate.may_accept()
+    gate.closed()  # 2 -> 1, within the limit: one acceptor wakes
+    assert gate.may_accept() and gate.active == 1
+    gate.accepted()  # back at 2: it sleeps again
+    assert not gate.may_accept()
+
+
+def test_gate_without_a_burst_is_exact() -> None:
+    gate = AcceptGate(3, acceptors=1)
+    for _ in range(3):
+        assert gate.may_accept()
+        gate.accepted()
+    assert not gate.may_accept()
+    gate.closed()
+    assert gate.may_accept()
+
+
+def greeted(sock: socket.socket, timeout: float) -> bool:
+    """Whether the broker answers the protocol header (connection.start) within timeout."""
+    sock.settimeout(timeout)
+    try:
+        return bool(sock.recv(7))
+    except TimeoutError:
+        return False
+
+
+def test_listener_stops_accepting_at_the_limit(tmp_path: Path) -> None:
+    """--max-connections 1: 1 + 9 clients are served, the next waits unanswered (no
+    refusal, no text), and is served once the count is back under the limit."""
+    proc = BrokerProcess(
+        free_port(), tmp_path / "data", tmp_path / "broker.log", ["--max-connections", "1"]
+    ).start()
+    served: list[pika.BlockingConnection] = []
+    try:
+        for _ in range(1 + ACCEPTORS - 1):
+            served.append(proc.connect())
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=WAIT) as waiting:
+            waiting.sendall(PROTOCOL_HEADER)
+            assert not greeted(waiting, 1.0)
+            for connection in served[:-1]:  # 10 -> 1: still at the limit, nobody is taken
+                connection.close()
+            assert not greeted(waiting, 0.5)
+            served[-1].close()  # 1 -> 0: an acceptor wakes and takes the waiting client
+            assert greeted(waiting, WAIT)
+        again = proc.connect()  # the waiting client hung up: its place is free again
+        assert again.channel().is_open
+        again.close()
+    finally:
+        for connection in served:
+            if connection.is_open:
+                connection.close()
+        proc.stop()
+
+
+def test_max_connections_setting() -> None:
+    assert load_settings([], environ={}).max_connections == 0  # no limit
+    assert load_settings([], environ={"DISPATCHD_MAX_CONNECTIONS": "5"}).max_connections == 5
+    with pytest.raises(SystemExit, match="--max-connections must be 0"):
+        load_settings(["--max-connections", "-1"], environ={})
