@@ -10,6 +10,7 @@ configured max size M" (basic.publish's ids) and the connection stays open.
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +33,8 @@ from tests.conformance.rawclient import (
     open_client,
     raw_frame,
 )
-from tests.conftest import BrokerProcess, free_port
+from tests.conftest import BrokerProcess, free_port, tls_args
+from tests.support.certs import Certs
 
 DEFAULT_MAX = 134217728
 SMALL_MAX = 1024
@@ -261,3 +263,56 @@ def test_max_connections_setting() -> None:
     assert load_settings([], environ={"DISPATCHD_MAX_CONNECTIONS": "5"}).max_connections == 5
     with pytest.raises(SystemExit, match="--max-connections must be 0"):
         load_settings(["--max-connections", "-1"], environ={})
+
+
+def test_tls_listener_has_its_own_gate(tmp_path: Path, certs: Certs) -> None:
+    """The AMQPS listener counts apart from the plain one; a held TLS client has done its
+    handshake but hears nothing until taken."""
+    tls_port = free_port()
+    args = tls_args(certs, tls_port, "--max-connections", "1")
+    proc = BrokerProcess(free_port(), tmp_path / "data", tmp_path / "broker.log", args)
+    proc.tls_port = tls_port
+    proc.start()
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    served: list[pika.BlockingConnection] = []
+    try:
+        for _ in range(ACCEPTORS):
+            served.append(proc.connect())  # the plain listener's burst
+        plain = socket.create_connection(("127.0.0.1", proc.port), timeout=WAIT)
+        plain.sendall(PROTOCOL_HEADER)
+        assert not greeted(plain, 0.5)
+        raw = socket.create_connection(("127.0.0.1", tls_port), timeout=WAIT)
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(PROTOCOL_HEADER)
+            assert greeted(tls, WAIT)  # its own gate is empty
+        plain.close()
+    finally:
+        for connection in served:
+            connection.close()
+        proc.stop()
+
+
+def test_held_tls_client_is_taken_when_a_place_frees(tmp_path: Path, certs: Certs) -> None:
+    tls_port = free_port()
+    args = tls_args(certs, tls_port, "--max-connections", "1", "--port", "0")
+    proc = BrokerProcess(free_port(), tmp_path / "data", tmp_path / "broker.log", args)
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    params = pika.ConnectionParameters(
+        "localhost", tls_port, ssl_options=pika.SSLOptions(context, "localhost")
+    )
+    proc.port = tls_port  # no plain listener: wait for the TLS one
+    proc.start()
+    served = [pika.BlockingConnection(params) for _ in range(ACCEPTORS)]
+    try:
+        raw = socket.create_connection(("127.0.0.1", tls_port), timeout=WAIT)
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(PROTOCOL_HEADER)
+            assert not greeted(tls, 1.0)
+            for connection in served:
+                connection.close()
+            assert greeted(tls, WAIT)
+    finally:
+        for connection in served:
+            if connection.is_open:
+                connection.close()
+        proc.stop()
