@@ -51,6 +51,7 @@ from dispatchd.actors.messages import (
     ExchangeResolved,
     ForgetExchanges,
     GetResult,
+    OversizedPublish,
     Publish,
     Rejected,
     RemoveReplyName,
@@ -77,6 +78,7 @@ from dispatchd.wire import spec
 from dispatchd.wire.errors import (
     AMQPError,
     internal_error,
+    message_too_large,
     not_allowed,
     not_found,
     not_implemented,
@@ -904,7 +906,11 @@ class ChannelActor(LoopActor):
         if self.state is Lifecycle.OPEN:
             self._close_with(internal_error(f"the store failed: {msg.error}", 60, 40))
 
+    def _oversized_publish(self, item: OversizedPublish) -> None:
+        raise message_too_large(item.size, item.limit)
+
     METHODS = {
+        OversizedPublish: _oversized_publish,
         spec.BasicAck: _basic_ack,
         spec.BasicNack: _basic_nack,
         spec.BasicReject: _basic_reject,

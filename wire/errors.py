@@ -295,3 +295,14 @@ def cannot_decode(class_id: int, method_id: int, arguments: bytes) -> AMQPError:
     """501 for method arguments that do not parse (RabbitMQ prints them with ``~w``)."""
     text = f"cannot decode {erlang_binary(arguments, pretty=False)}"
     return frame_error(text, class_id, method_id)
+
+
+#: RabbitMQ's ceiling for max_message_size (``?MAX_MSG_SIZE``, 512 MiB).
+MAX_MESSAGE_SIZE = 536870912
+
+
+def message_too_large(size: int, limit: int) -> AMQPError:
+    """406 for a publish larger than max_message_size (``rabbit_channel:check_msg_size``:
+    'configured' unless the limit is RabbitMQ's ceiling)."""
+    configured = "" if limit == MAX_MESSAGE_SIZE else "configured "
+    return precondition_failed(f"message size {size} is larger than {configured}max size {limit}")

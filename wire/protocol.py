@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from pykka import ActorDeadError, ActorRef
 
 from dispatchd.actors.content import Message
-from dispatchd.actors.messages import ChannelInput, ConnectionGone, Writable
+from dispatchd.actors.messages import ChannelInput, ConnectionGone, OversizedPublish, Writable
 from dispatchd.wire import certnames, fields, sasl, spec
 from dispatchd.wire.errors import (
     AMQPError,
@@ -93,6 +93,7 @@ class Limits(Protocol):
     channel_max: int
     heartbeat: int
     handshake_timeout: float
+    max_message_size: int  # larger publishes are refused, their bodies read and dropped
     tls_verify: str  # EXTERNAL needs "peer"
     tls_cert_login_from: str
     tls_cert_login_san_type: str
@@ -202,6 +203,7 @@ class ChannelSlot:
     body_size: int = 0
     body_parts: list[bytes] = field(default_factory=list)
     received: int = 0
+    oversized: bool = False  # body_size > max_message_size: its frames are counted, not kept
 
 
 class AMQPProtocol(asyncio.Protocol):
@@ -677,6 +679,7 @@ class AMQPProtocol(asyncio.Protocol):
         slot.body_size = body_size
         slot.received = 0
         slot.awaiting_header = False
+        slot.oversized = body_size > self.broker.settings.max_message_size
         if body_size == 0:
             self._complete(channel, slot, b"")
 
@@ -691,7 +694,9 @@ class AMQPProtocol(asyncio.Protocol):
         received = slot.received + len(payload)
         if received > slot.body_size:
             raise _expected_body()
-        if received == slot.body_size:
+        if slot.oversized:
+            self._skip_body(channel, slot, received)
+        elif received == slot.body_size:
             if slot.body_parts:
                 slot.body_parts.append(payload)
                 payload = b"".join(slot.body_parts)
@@ -700,6 +705,18 @@ class AMQPProtocol(asyncio.Protocol):
         else:
             slot.body_parts.append(payload)
             slot.received = received
+
+    def _skip_body(self, channel: int, slot: ChannelSlot, received: int) -> None:
+        """Count an oversized publish's body without keeping it; once it is all read, the
+        channel refuses the publish (RabbitMQ reads the whole body, then answers 406)."""
+        if received < slot.body_size:
+            slot.received = received
+            return
+        slot.publish = None
+        slot.received = 0
+        slot.oversized = False
+        limit = self.broker.settings.max_message_size
+        self._enqueue(channel, OversizedPublish(slot.body_size, limit))
 
     def _complete(self, channel: int, slot: ChannelSlot, body: bytes) -> None:
         publish = slot.publish
