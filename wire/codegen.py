@@ -562,7 +562,8 @@ class _Generator:
             if f.type == "shortstr":
                 lines += [
                     "                end = offset + 1 + buf[offset]",
-                    f"                {f.name} = buf[offset + 1:end].decode()",
+                    f"                {f.name} = buf[offset + 1:end]"
+                    ".decode('utf-8', 'surrogateescape')",
                     "                offset = end",
                 ]
             elif f.type == "table":

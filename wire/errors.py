@@ -176,6 +176,22 @@ def internal_error(text: str, class_id: int = 0, method_id: int = 0) -> AMQPErro
     return AMQPError(ConnectionReplyCode.INTERNAL_ERROR, text, class_id, method_id)
 
 
+class CrashError(AMQPError):
+    """541 INTERNAL_ERROR whose wire text is the bare name, as RabbitMQ sends when a channel
+    process crashed; ``text`` (the cause) is for the log only."""
+
+    @property
+    def reply_text(self) -> str:
+        """Just ``INTERNAL_ERROR``."""
+        return REPLY_NAMES[self.code]
+
+
+def channel_crashed(text: str) -> AMQPError:
+    """What RabbitMQ 3.10 answers when its channel process crashed (e.g. on content
+    properties that do not decode): connection.close 541 'INTERNAL_ERROR', ids 0/0."""
+    return CrashError(ConnectionReplyCode.INTERNAL_ERROR, text)
+
+
 # ----- RabbitMQ's texts for framing errors
 
 #: Erlang's pretty printer (``~p``) keeps a term on one line while it ends before this column.

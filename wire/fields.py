@@ -402,9 +402,10 @@ def encode_shortstr(value: str) -> bytes:
     """Encode a str as a shortstr: its length octet, then its UTF-8 (at most 255 bytes).
 
     The one shortstr encoder: the generated codec calls it for every shortstr argument and
-    property. Longer text raises FieldEncodeError.
+    property. Longer text raises FieldEncodeError. Lone surrogates are the bytes a property
+    held that were not UTF-8 (decoded with ``surrogateescape``): they go back as those bytes.
     """
-    raw = value.encode()
+    raw = value.encode("utf-8", "surrogateescape")
     try:
         return _LENGTH_OCTETS[len(raw)] + raw
     except IndexError:  # the length does not fit its octet

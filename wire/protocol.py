@@ -34,13 +34,15 @@ from typing import Any, Protocol
 from pykka import ActorRef
 
 from dispatchd.actors.content import Message
-from dispatchd.actors.messages import ChannelInput, ConnectionGone, Writable
+from dispatchd.actors.messages import ChannelInput, ConnectionClosed, ConnectionGone, Writable
+from dispatchd.actors.runtime import post
 from dispatchd.wire import certnames, fields, sasl, spec
 from dispatchd.wire.errors import (
     AMQPError,
     DropConnection,
     FatalFrameError,
     cannot_decode,
+    channel_crashed,
     channel_error,
     command_invalid,
     connection_forced,
@@ -303,7 +305,7 @@ class AMQPProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:  # noqa: D102
         self.writable = True
         for slot in self.channels.values():
-            slot.ref.tell(Writable())
+            post(slot.ref, Writable())
 
     # ----- outgoing
 
@@ -702,6 +704,8 @@ class AMQPProtocol(asyncio.Protocol):
         )
         slot.publish = None
         slot.received = 0
+        if slot.raw_properties != _NO_PROPERTIES:
+            _check_properties(message)
         self._enqueue(channel, message)
 
     def _enqueue(self, channel: int, item: Any) -> None:
@@ -718,7 +722,7 @@ class AMQPProtocol(asyncio.Protocol):
         for channel, items in self._batches.items():
             slot = self.channels.get(channel)
             if slot is not None:
-                slot.ref.tell(ChannelInput(items))
+                post(slot.ref, ChannelInput(items))
         self._batches = {}
 
     def _on_frame_while_closing(self, frame_type: int, channel: int, payload: bytes) -> None:
@@ -747,7 +751,7 @@ class AMQPProtocol(asyncio.Protocol):
         """Hand the client's close-ok to a closing channel's actor and free its number."""
         items = self._batches.pop(channel, [])
         items.append(close_ok)
-        slot.ref.tell(ChannelInput(items))
+        post(slot.ref, ChannelInput(items))
         del self.channels[channel]
         self._retired[channel] = self._retired.get(channel, 0) + 1
 
@@ -817,12 +821,14 @@ class AMQPProtocol(asyncio.Protocol):
             self._heartbeat_timer.cancel()
             self._heartbeat_timer = None
         self._dispatch()  # what arrived before the close is still processed, as in RabbitMQ
-        for slot in self.channels.values():
-            slot.ref.tell(ConnectionGone())
+        channels = list(self.channels.values())
         self.channels.clear()
-        if self.connection_ref is not None:
-            self.connection_ref.tell(ConnectionGone())
-            self.connection_ref = None
+        for slot in channels:
+            post(slot.ref, ConnectionGone())  # a crashed channel is gone already
+        ref, self.connection_ref = self.connection_ref, None
+        if ref is not None and not post(ref, ConnectionGone()):
+            # The connection actor crashed: do its last job, so exclusive queues still go.
+            post(self.broker.vhosts[self.vhost], ConnectionClosed(self.id))
 
     def _close_after(self, delay: float) -> None:
         """Read nothing more and close the socket after ``delay`` seconds."""
@@ -843,6 +849,18 @@ class AMQPProtocol(asyncio.Protocol):
         self._flush()
         if self.transport is not None:
             self.transport.close()
+
+
+def _check_properties(message: Message) -> None:
+    """Decode a publish's properties now (cached on the message), as RabbitMQ 3.10's channel
+    does for every publish: properties that do not decode (a field table with an unknown type
+    tag, flags naming more properties than the bytes hold, bytes left over) crash its channel
+    process, and the client gets connection.close 541 'INTERNAL_ERROR'. Shortstrs need not be
+    UTF-8 (Erlang keeps them as binaries)."""
+    try:
+        message.properties  # noqa: B018 (decodes and caches)
+    except spec.ContentHeaderDecodeError as exc:
+        raise channel_crashed(f"content properties do not decode: {exc.reason}") from None
 
 
 def _inside_field_table(error: spec.MethodDecodeError) -> bool:
