@@ -23,7 +23,15 @@ import pytest
 from pika import spec
 from pykka import ActorDeadError
 
-from dispatchd.actors.messages import ConnectionClosed, ConnectionGone
+from dispatchd.actors.channel import ChannelActor, ConsumerState
+from dispatchd.actors.messages import (
+    CancelConsumer,
+    ChannelInput,
+    ChannelStopped,
+    ConnectionClosed,
+    ConnectionGone,
+)
+from dispatchd.actors.runtime import ActorFailed, Runtime
 from dispatchd.wire.protocol import AMQPProtocol, ChannelSlot
 from tests.access_support import ctl_command
 from tests.admin_support import AdminClient, eventually, start_admin_broker
@@ -38,6 +46,7 @@ from tests.conformance.rawclient import (
     raw_frame,
 )
 from tests.conftest import BrokerProcess
+from tests.support.actors import TIMEOUT, Collector, on_loop
 
 __all__ = ["peer"]
 
@@ -219,3 +228,42 @@ def test_release_completes_when_the_actors_are_dead() -> None:
     assert protocol.channels == {} and protocol.connection_ref is None
     assert [type(m) for m in alive.told] == [ConnectionGone]
     assert [(type(m), m.connection_id) for m in vhost.told] == [(ConnectionClosed, 7)]
+
+
+class FakeLink:
+    """Just what a channel actor reads of its connection's wire side."""
+
+    connection_name = "test"
+    id = 1
+    frame_max = 131072
+
+    def write(self, _data: bytes) -> None:
+        pass
+
+    def channel_closed(self, _number: int) -> None:
+        pass
+
+
+def test_crashed_channel_gives_its_consumers_back(runtime: Runtime) -> None:
+    """A channel actor that crashes still takes its consumers off their queues and stops
+    them (before, they stayed registered with a dead channel), and reports its counts."""
+
+    async def scenario() -> tuple[Any, ...]:
+        queue, vhost, connection = (runtime.start(Collector, 1) for _ in range(3))
+        consumer = runtime.start(Collector)
+        channel = runtime.start(ChannelActor, FakeLink(), 1, connection, vhost)
+        actor = channel._actor_weakref()  # noqa: SLF001
+        actor.consumers["t"] = ConsumerState("t", consumer, b"t", True, queue)
+        channel.tell(ChannelInput([object()]))  # no handler for it: the actor crashes
+        return queue, vhost, connection, consumer
+
+    refs = on_loop(runtime, scenario())
+    queue, vhost, connection, consumer = (ref._actor_weakref() for ref in refs)  # noqa: SLF001
+    for collector in (queue, vhost, connection):
+        assert collector.done.wait(TIMEOUT)
+    (cancel,) = queue.items
+    assert isinstance(cancel, CancelConsumer) and cancel.channel_closed
+    assert cancel.consumer == refs[3]
+    assert [type(m) for m in vhost.items] == [ChannelStopped]
+    assert [type(m) for m in connection.items] == [ActorFailed]
+    assert eventually(lambda: not refs[3].is_alive() or None, "the consumer actor to stop")
