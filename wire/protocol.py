@@ -31,10 +31,17 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Protocol
 
-from pykka import ActorDeadError, ActorRef
+from pykka import ActorRef
 
 from dispatchd.actors.content import Message
-from dispatchd.actors.messages import ChannelInput, ConnectionGone, OversizedPublish, Writable
+from dispatchd.actors.messages import (
+    ChannelInput,
+    ConnectionClosed,
+    ConnectionGone,
+    OversizedPublish,
+    Writable,
+)
+from dispatchd.actors.runtime import post
 from dispatchd.wire import certnames, fields, sasl, spec
 from dispatchd.wire.errors import (
     AMQPError,
@@ -311,7 +318,7 @@ class AMQPProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:  # noqa: D102
         self.writable = True
         for slot in self.channels.values():
-            slot.ref.tell(Writable())
+            post(slot.ref, Writable())
 
     # ----- outgoing
 
@@ -747,7 +754,7 @@ class AMQPProtocol(asyncio.Protocol):
         for channel, items in self._batches.items():
             slot = self.channels.get(channel)
             if slot is not None:
-                slot.ref.tell(ChannelInput(items))
+                post(slot.ref, ChannelInput(items))
         self._batches = {}
 
     def _on_frame_while_closing(self, frame_type: int, channel: int, payload: bytes) -> None:
@@ -776,7 +783,7 @@ class AMQPProtocol(asyncio.Protocol):
         """Hand the client's close-ok to a closing channel's actor and free its number."""
         items = self._batches.pop(channel, [])
         items.append(close_ok)
-        slot.ref.tell(ChannelInput(items))
+        post(slot.ref, ChannelInput(items))
         del self.channels[channel]
         self._retired[channel] = self._retired.get(channel, 0) + 1
 
@@ -846,12 +853,14 @@ class AMQPProtocol(asyncio.Protocol):
             self._heartbeat_timer.cancel()
             self._heartbeat_timer = None
         self._dispatch()  # what arrived before the close is still processed, as in RabbitMQ
-        for slot in self.channels.values():
-            _tell_gone(slot.ref)
+        channels = list(self.channels.values())
         self.channels.clear()
-        if self.connection_ref is not None:
-            _tell_gone(self.connection_ref)
-            self.connection_ref = None
+        for slot in channels:
+            post(slot.ref, ConnectionGone())  # a crashed channel is gone already
+        ref, self.connection_ref = self.connection_ref, None
+        if ref is not None and not post(ref, ConnectionGone()):
+            # The connection actor crashed: do its last job, so exclusive queues still go.
+            post(self.broker.vhosts[self.vhost], ConnectionClosed(self.id))
 
     def _close_after(self, delay: float) -> None:
         """Read nothing more and close the socket after ``delay`` seconds."""
@@ -883,15 +892,6 @@ def _checked_properties(raw: bytes) -> spec.BasicProperties:
         return spec.BasicProperties.decode(raw, 0)
     except spec.ContentHeaderDecodeError as exc:
         raise ChannelCrashed(f"content properties do not decode: {exc}") from None
-
-
-def _tell_gone(ref: ActorRef[Any]) -> None:
-    """Tell an actor its connection is gone; one that crashed already is simply skipped, so
-    a connection's clean-up always completes."""
-    try:
-        ref.tell(ConnectionGone())
-    except ActorDeadError:
-        pass
 
 
 def _inside_field_table(error: spec.MethodDecodeError) -> bool:
