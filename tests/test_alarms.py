@@ -19,6 +19,8 @@ from typing import Any
 import pika
 import pytest
 
+from dispatchd.alarms import DISK, MEMORY, Alarms, DiskLimit, MemoryWatermark, parse_size
+from dispatchd.config import load_settings
 from tests.access_support import Operator
 from tests.access_support import operator as operator
 from tests.admin_support import start_admin_broker
@@ -30,6 +32,33 @@ from tests.support import WAIT, pump, quiet, wait_until
 ALARM_ON = ("set_vm_memory_high_watermark", "0.0000001")
 ALARM_OFF = ("set_vm_memory_high_watermark", "0.4")
 DISK_DEFAULT = ("set_disk_free_limit", "50MB")
+
+
+def test_sizes_and_limits() -> None:
+    assert parse_size("50000000") == 50_000_000
+    assert parse_size("50MB") == 50_000_000 and parse_size("150MiB") == 150 << 20
+    assert parse_size("2GiB") == parse_size("2G") == 2 << 30 and parse_size("1GB") == 10**9
+    for bad in ("100TB", "1.5GB", "MB", "-1"):
+        with pytest.raises(ValueError):
+            parse_size(bad)
+    assert MemoryWatermark.parse("0.4").limit(1000) == 400
+    assert MemoryWatermark.parse("2GiB").limit(1000) == 2 << 30
+    with pytest.raises(ValueError, match="fraction between 0.0 and 1.0"):
+        MemoryWatermark.parse("1.5")
+    assert DiskLimit.parse("1GB").limit(5) == 10**9 and DiskLimit.parse("1.5").limit(10) == 15
+    with pytest.raises(SystemExit, match="--memory-high-watermark"):
+        load_settings(["--memory-high-watermark", "lots"], {})
+    assert load_settings([], {"DISPATCHD_DISK_FREE_LIMIT": "1GB"}).disk_free_limit == "1GB"
+
+
+def test_alarm_state_and_reason() -> None:
+    alarms = Alarms()
+    assert alarms.set(DISK, True) and not alarms.set(DISK, True)
+    assert alarms.reason == "low on disk"
+    alarms.set(MEMORY, True)
+    assert alarms.reason == "low on memory & disk" and list(alarms.active) == [DISK, MEMORY]
+    assert alarms.set(DISK, False) and alarms.reason == "low on memory"
+    assert alarms.set(MEMORY, False) and not alarms.active
 
 
 class Events:
