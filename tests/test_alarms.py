@@ -26,6 +26,7 @@ from tests.access_support import operator as operator
 from tests.admin_support import start_admin_broker
 from tests.basic_support import Peer
 from tests.basic_support import peer as peer
+from tests.conformance.rawclient import content_frames, method_frame
 from tests.conftest import BrokerProcess, free_port
 from tests.support import WAIT, pump, quiet, wait_until
 
@@ -331,3 +332,25 @@ def test_flood_is_held_under_the_watermark(tmp_path: Path) -> None:
     finally:
         stop.set()
         assert proc.stop() == 0
+
+
+@pytest.mark.parametrize("told", [False, True])
+def test_reading_stops_right_after_the_content_header(
+    peer: Peer, alarm: Operator, told: bool
+) -> None:
+    """Frames sent in the same write behind a blocked publish wait until the alarm clears;
+    connection.blocked only goes to a client with the capability."""
+    queue = peer.queue()
+    capabilities = {"connection.blocked": True} if told else {}
+    raw = peer.raw((1, 2), capabilities=capabilities)
+    alarm.run(*ALARM_ON)
+    method = pika.spec.Basic.Publish(exchange="", routing_key=queue)
+    data = method_frame(1, method) + content_frames(1, b"body")
+    data += method_frame(2, pika.spec.Queue.Declare(queue=queue, passive=True))
+    raw.send(data)
+    seen = [item.get("method") for item in raw.drain(0.5) if isinstance(item, dict)]
+    assert seen == (["Connection.Blocked"] if told else []), seen
+    alarm.run(*ALARM_OFF)
+    after = [item.get("method") for item in raw.drain(1.0) if isinstance(item, dict)]
+    assert after == (["Connection.Unblocked"] if told else []) + ["Queue.DeclareOk"], after
+    assert peer.admin().queue_declare(queue, passive=True).method.message_count == 1
