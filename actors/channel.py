@@ -51,6 +51,7 @@ from dispatchd.actors.messages import (
     ExchangeResolved,
     ForgetExchanges,
     GetResult,
+    OversizedPublish,
     Publish,
     Rejected,
     RemoveReplyName,
@@ -77,6 +78,7 @@ from dispatchd.wire import spec
 from dispatchd.wire.errors import (
     AMQPError,
     internal_error,
+    message_too_large,
     not_allowed,
     not_found,
     not_implemented,
@@ -904,7 +906,11 @@ class ChannelActor(LoopActor):
         if self.state is Lifecycle.OPEN:
             self._close_with(internal_error(f"the store failed: {msg.error}", 60, 40))
 
+    def _oversized_publish(self, item: OversizedPublish) -> None:
+        raise message_too_large(item.size, item.limit)
+
     METHODS = {
+        OversizedPublish: _oversized_publish,
         spec.BasicAck: _basic_ack,
         spec.BasicNack: _basic_nack,
         spec.BasicReject: _basic_reject,
@@ -941,7 +947,19 @@ class ChannelActor(LoopActor):
         post(self.vhost, ChannelStopped(replace(self.totals), self.actor_ref))
 
     def on_failure(self, *_exc_info: Any) -> None:
-        """A crashed channel's counts still count."""
+        """A crashed channel still gives back what it holds, as RabbitMQ's queues do when a
+        channel process dies (they monitor it): its consumers leave their queues, its unacked
+        deliveries are requeued; and its counts still count."""
+        self.state = Lifecycle.STOPPED
+        for consumer in self.consumers.values():
+            if consumer.queue is not None:
+                post(consumer.queue, CancelConsumer(consumer.ref, True, channel_closed=True))
+            consumer.ref.stop(block=False)
+        self.consumers.clear()
+        try:
+            self._release()  # unacked, transaction, reply-to consumer, limiter
+        except Exception:  # the state that crashed may crash again: the consumers are gone
+            log.exception("channel %s: giving back after a crash failed", self.name)
         self.on_stop()
 
     def describe(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pykka import ActorRef
 from dispatchd.actors.link import Link
 from dispatchd.actors.messages import ConnectionClosed, ConnectionGone
 from dispatchd.actors.runtime import ActorFailed, LoopActor, handles, post
-from dispatchd.wire.errors import internal_error
+from dispatchd.wire.errors import ChannelCrashed
 
 log = logging.getLogger("dispatchd.connection")
 
@@ -34,7 +34,7 @@ class ConnectionActor(LoopActor):
     @handles(ActorFailed)
     def on_actor_failed(self, msg: ActorFailed) -> None:
         """A channel crashed: the connection closes with 541, as in RabbitMQ."""
-        self.link.close_connection(internal_error(f"channel crashed: {msg.exception!r}"))
+        self.link.close_connection(ChannelCrashed(f"channel crashed: {msg.exception!r}"))
 
     @handles(ConnectionGone)
     def on_connection_gone(self, _msg: ConnectionGone) -> None:

@@ -33,6 +33,7 @@ class Message:
         raw_properties: bytes,
         body: bytes,
         mandatory: bool = False,
+        properties: spec.BasicProperties | None = None,  # ``raw_properties`` decoded, if known
     ) -> None:
         self.exchange = exchange
         self.routing_key = routing_key
@@ -40,7 +41,7 @@ class Message:
         self.body = body
         self.mandatory = mandatory
         self.store_id = 0  # given by StoreIds (on the loop thread) when first stored
-        self._props: spec.BasicProperties | None = None
+        self._props = properties
 
     @property
     def properties(self) -> spec.BasicProperties:

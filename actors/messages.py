@@ -7,7 +7,7 @@ lists are handed over, never touched again by the sender.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import re
@@ -30,6 +30,18 @@ class ChannelInput:
     """Methods and completed publishes that arrived on a channel, in order."""
 
     items: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OversizedPublish:
+    """A basic.publish whose body exceeded ``max_message_size``: the wire read and dropped
+    the body; the channel refuses it in its place in the input (406, as RabbitMQ)."""
+
+    CLASS_ID: ClassVar[int] = 60  # the method refused: basic.publish
+    METHOD_ID: ClassVar[int] = 40
+
+    size: int
+    limit: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,6 +154,9 @@ def render(records: Records) -> str:
         family("store_commit_last_seconds", "gauge", "Duration of the latest store commit.").add(
             commits.last_seconds
         )
+        family("store_commit_max_seconds", "gauge", "Duration of the longest store commit.").add(
+            commits.max_seconds
+        )
         family("store_commit_failures_total", "counter", "Store commits that failed.").add(
             commits.failures
         )

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from dispatchd.alarms import DiskLimit, MemoryWatermark
+from dispatchd.store.batching import BATCH_BYTES, BATCH_ROWS
+from dispatchd.wire.errors import MAX_MESSAGE_SIZE
 
 DEFAULT_BIND = "127.0.0.1,::1"
 """Both loopback addresses: clients that resolve ``localhost`` to ::1 first find the broker."""
@@ -100,6 +102,17 @@ class Settings:
     handshake_timeout: float = field(
         default=10.0, metadata={"help": "seconds a client has to finish the handshake"}
     )
+    max_connections: int = field(
+        default=0,
+        metadata={
+            "help": "connections each listener serves before it stops accepting, as RabbitMQ "
+            "3.10's connection_max (a soft limit: a burst may reach it plus 9; 0 = no limit)"
+        },
+    )
+    max_message_size: int = field(
+        default=134217728,
+        metadata={"help": "largest message body accepted, bytes (RabbitMQ's max_message_size)"},
+    )
     loopback_users: str = field(
         default="guest",
         metadata={"help": "users who may only connect from loopback (comma-separated; '' = none)"},
@@ -136,6 +149,14 @@ class Settings:
             "help": "disk alarm below this free space on the data dir's filesystem: a size "
             "(50MB, 1GB, bytes) or a multiple of the memory (1.0)"
         },
+    )
+    store_batch_rows: int = field(
+        default=BATCH_ROWS,
+        metadata={"help": "most message rows in one group commit (the rest wait for the next)"},
+    )
+    store_batch_bytes: int = field(
+        default=BATCH_BYTES,
+        metadata={"help": "most body and property bytes in one group commit"},
     )
     store: str = field(
         default="",
@@ -223,6 +244,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "frame_max": (4096, 0xFFFFFFFF),
     "channel_max": (0, 0xFFFF),
     "heartbeat": (0, 0xFFFF),
+    "max_message_size": (1, MAX_MESSAGE_SIZE),
 }
 
 
@@ -233,6 +255,11 @@ def _check_limits(settings: Settings) -> None:
             raise SystemExit(
                 f"dispatchd: {flag_name(name)} must be between {low} and {high}, not {value}"
             )
+    if settings.max_connections < 0:
+        raise SystemExit("dispatchd: --max-connections must be 0 (no limit) or more")
+    for name in ("store_batch_rows", "store_batch_bytes"):
+        if getattr(settings, name) <= 0:
+            raise SystemExit(f"dispatchd: {flag_name(name)} must be more than 0")
     if settings.handshake_timeout <= 0:
         raise SystemExit("dispatchd: --handshake-timeout must be more than 0 seconds")
     for name, kind in (("memory_high_watermark", MemoryWatermark), ("disk_free_limit", DiskLimit)):

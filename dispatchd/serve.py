@@ -37,8 +37,10 @@ from dispatchd.control import server as control
 from dispatchd.management import Management, ManagementError
 from dispatchd.store import accounts, database, recovery
 from dispatchd.store.actor import CommitStats, StoreActor
+from dispatchd.store.batching import CommitBudget
 from dispatchd.store.database import StoreError
 from dispatchd.tls import CertificateError, ServerTLS
+from dispatchd.wire.gate import AcceptGate, GatedListener
 from dispatchd.wire.protocol import AMQPProtocol
 from dispatchd.wire.tls import TLSAcceptor
 
@@ -181,7 +183,8 @@ class App:
         except (StoreError, peewee.DatabaseError) as exc:
             raise SystemExit(f"dispatchd: {exc}") from exc
         commits = CommitStats()
-        store = StoreActor.start(db, loop, commits)
+        budget = CommitBudget(settings.store_batch_rows, settings.store_batch_bytes)
+        store = StoreActor.start(db, loop, commits, budget)
         broker = Broker(settings, runtime, store, recovered, commits, access)
         broker.start()
         broker.monitor = ResourceMonitor(
@@ -243,21 +246,27 @@ class App:
         broker.runtime.close()
 
 
+_Factory = Callable[[], asyncio.Protocol]
+
+
 async def _listen(broker: Broker, tls: ServerTLS | None) -> list[asyncio.AbstractServer]:
     """Open the plain and TLS listeners on every ``--bind`` address, record and log them;
     OSError naming the address when one cannot be bound."""
     settings, loop = broker.settings, asyncio.get_running_loop()
-    listeners: list[tuple[str, int, Callable[[], asyncio.Protocol], str]] = []
+    listeners: list[tuple[str, int, Callable[[_Factory], _Factory], str]] = []
     if settings.port:
-        listeners.append(("amqp", settings.port, lambda: AMQPProtocol(broker), "AMQP 0-9-1"))
+        listeners.append(("amqp", settings.port, lambda app: app, "AMQP 0-9-1"))
     if tls is not None:
-        factory = partial(
-            TLSAcceptor,
-            lambda: tls.context,
-            lambda: AMQPProtocol(broker),
-            settings.tls_handshake_timeout,
-            partial(_handshake_failed, broker),
-        )
+
+        def factory(app: _Factory) -> _Factory:
+            return partial(
+                TLSAcceptor,
+                lambda: tls.context,
+                app,
+                settings.tls_handshake_timeout,
+                partial(_handshake_failed, broker),
+            )
+
         s = settings
         verify = "peer" + (", fail_if_no_peer_cert" if s.tls_fail_if_no_peer_cert else "")
         verify = verify if s.tls_verify == "peer" else "none"
@@ -267,10 +276,14 @@ async def _listen(broker: Broker, tls: ServerTLS | None) -> list[asyncio.Abstrac
         listeners.append(("amqp/ssl", settings.tls_port, factory, about))
     servers = []
     try:
-        for protocol, port, factory, about in listeners:
+        for protocol, port, wrap, about in listeners:
             for host in addresses(settings.bind):
+                app: _Factory = lambda: AMQPProtocol(broker)  # noqa: E731
+                if settings.max_connections:  # one gate per listener, as RabbitMQ 3.10
+                    # (behind TLS: a held client has finished its TLS handshake)
+                    app = GatedListener(AcceptGate(settings.max_connections), app)
                 try:
-                    server = await loop.create_server(factory, host, port, backlog=1024)
+                    server = await loop.create_server(wrap(app), host, port, backlog=1024)
                 except OSError as exc:
                     if _missing_default(settings, host, exc):
                         continue

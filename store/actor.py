@@ -4,7 +4,10 @@ Writes arrive as typed messages from loop actors. The actor collects every messa
 its inbox into one transaction (hot-path statements cached and run with ``executemany``),
 commits, and only then tells each requester what it asked to be told — with one
 ``call_soon_threadsafe`` per batch. While a batch commits, the next one collects in the inbox:
-that is the group commit of DESIGN.md. A failed commit rolls back and tells every requester
+that is the group commit of DESIGN.md. A batch is also bounded (``store/batching.py``): a
+request that would take it past ``--store-batch-rows`` or ``--store-batch-bytes`` waits, in
+order, for the next commit, so a flood cannot make one commit (and every confirm in it) last
+seconds. A failed commit rolls back and tells every requester
 ``StoreFailed`` instead: nothing in that batch is confirmed.
 """
 
@@ -24,6 +27,7 @@ from pykka import ActorRef
 from dispatchd.actors.content import Message
 from dispatchd.actors.runtime import post
 from dispatchd.store import accounts
+from dispatchd.store.batching import BATCH_BYTES, BATCH_ROWS, CommitBudget
 from dispatchd.store.models import (
     BindingRow,
     ExchangeRow,
@@ -37,6 +41,7 @@ from dispatchd.wire.fields import encode_table
 log = logging.getLogger("dispatchd.store")
 
 Notify = tuple[ActorRef[Any], Any] | None
+SLOW_COMMIT = 1.0  # seconds: a commit this long is logged as a warning
 _LOAD_CHUNK = 500  # ids per SELECT ... IN (...) (well under every database's parameter limit)
 
 
@@ -173,6 +178,7 @@ class CommitStats:
     rows: int = 0
     seconds_total: float = 0.0
     last_seconds: float = 0.0
+    max_seconds: float = 0.0  # the longest commit since start
     last_batch: int = 0
 
     def record(self, seconds: float, requests: int, rows: int, failed: bool) -> None:
@@ -184,6 +190,7 @@ class CommitStats:
         self.rows += rows
         self.seconds_total += seconds
         self.last_seconds = seconds
+        self.max_seconds = max(self.max_seconds, seconds)
         self.last_batch = requests
 
 
@@ -215,13 +222,19 @@ class StoreActor(pykka.ThreadingActor):
     use_daemon_thread = True
 
     def __init__(
-        self, db: pw.Database, loop: asyncio.AbstractEventLoop, commits: CommitStats
+        self,
+        db: pw.Database,
+        loop: asyncio.AbstractEventLoop,
+        commits: CommitStats,
+        budget: CommitBudget | None = None,
     ) -> None:
         super().__init__()
         self.db = db
         self.loop = loop
         self.commits = commits  # recorded on the loop, never in this thread
         self.batch = _Batch()
+        self.budget = budget or CommitBudget(BATCH_ROWS, BATCH_BYTES)
+        self._last_bytes = 0  # the committed batch's bytes, for the slow-commit warning
         m, qm = MessageRow, QueueMessageRow
         self.sql_message = _sql(
             m.insert(
@@ -263,8 +276,12 @@ class StoreActor(pykka.ThreadingActor):
         if type(message) is LoadMessages:
             self._load(message)
         else:
+            rows, nbytes = _cost(message)
+            if not self.budget.fits(rows, nbytes):
+                self._commit()  # it waits for the next batch, which it starts
             self._collect(message)
-        if self.batch.requests and self.actor_inbox.empty():
+            self.budget.add(rows, nbytes)
+        if self.batch.requests and (self.budget.full or self.actor_inbox.empty()):
             self._commit()
 
     def on_stop(self) -> None:
@@ -442,7 +459,17 @@ class StoreActor(pykka.ThreadingActor):
             return
         finally:
             self.batch = _Batch()
+            self._last_bytes = self.budget.bytes
+            self.budget.reset()
         elapsed = time.perf_counter() - started
+        if elapsed >= SLOW_COMMIT:
+            log.warning(
+                "store commit took %.2f s: %d requests, %d rows, %d bytes",
+                elapsed,
+                len(batch.requests),
+                batch.size,
+                self._last_bytes,
+            )
         self._notify(batch.notes, (elapsed, len(batch.requests), batch.size, False))
 
     def _fail(self, batch: _Batch, exc: BaseException) -> None:
@@ -464,6 +491,19 @@ class StoreActor(pykka.ThreadingActor):
     ) -> None:
         """One hand-over to the loop per batch: the figures, then the notifications."""
         self.loop.call_soon_threadsafe(_after_commit, self.commits, notes, figures)
+
+
+def _cost(request: Any) -> tuple[int, int]:
+    """What a write adds to a batch: (rows, body and property bytes)."""
+    kind = type(request)
+    if kind is StoreMessages:
+        nbytes = sum(len(m.body) + len(m.raw_properties) for _, m, _ in request.rows)
+        return len(request.rows), nbytes
+    if kind is UnstoreMessages:
+        return len(request.rows), 0
+    if kind is MarkDelivered:
+        return len(request.positions), 0
+    return 1, 0
 
 
 def _notes_for(request: Any) -> list[tuple[ActorRef[Any], Any]]:

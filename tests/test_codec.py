@@ -299,3 +299,8 @@ def test_garbage_properties_raise_only_content_header_error(garbage):
 def test_short_content_header_raises():
     with pytest.raises(spec.ContentHeaderDecodeError):
         spec.decode_content_header(b"\x00\x3c\x00\x00" + b"\x00" * 8)
+
+
+def test_property_bytes_that_are_not_utf8_survive_a_decode_and_an_encode() -> None:
+    raw = b"\x80\x00\x02\xff\xfe"  # content-type b"\xff\xfe", passed through as RabbitMQ does
+    assert spec.BasicProperties.decode(raw, 0).encode() == raw

@@ -35,6 +35,10 @@ _CONNECTION_EXTENSIONS = (
 )
 # Property names that differ from the XML: 0-9-1 renamed 0-8's cluster-id to "reserved".
 _PROPERTY_NAMES = {"reserved": "cluster_id"}
+#: How property shortstrs are decoded: RabbitMQ passes property bytes through unchecked, so
+#: what is not UTF-8 survives a decode and an encode (``encode_shortstr``) unchanged.
+_PASS_THROUGH = "errors='surrogateescape'"
+
 # A shortstr's length is one octet (the XML states it only in prose).
 _SHORTSTR_MAX = 255
 # The last bit of a property flag word: another flag word follows.
@@ -562,7 +566,7 @@ class _Generator:
             if f.type == "shortstr":
                 lines += [
                     "                end = offset + 1 + buf[offset]",
-                    f"                {f.name} = buf[offset + 1:end].decode()",
+                    f"                {f.name} = buf[offset + 1:end].decode({_PASS_THROUGH})",
                     "                offset = end",
                 ]
             elif f.type == "table":

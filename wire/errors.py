@@ -176,6 +176,21 @@ def internal_error(text: str, class_id: int = 0, method_id: int = 0) -> AMQPErro
     return AMQPError(ConnectionReplyCode.INTERNAL_ERROR, text, class_id, method_id)
 
 
+class ChannelCrashed(AMQPError):
+    """541 as RabbitMQ closes a connection whose channel process died: the bare
+    ``INTERNAL_ERROR`` on the wire, class 0 method 0; the reason goes to our log only."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(ConnectionReplyCode.INTERNAL_ERROR, reason)
+
+    @property
+    def reply_text(self) -> str:  # noqa: D102
+        return REPLY_NAMES[ConnectionReplyCode.INTERNAL_ERROR]
+
+    def __str__(self) -> str:
+        return f"INTERNAL_ERROR - {self.text}"
+
+
 # ----- RabbitMQ's texts for framing errors
 
 #: Erlang's pretty printer (``~p``) keeps a term on one line while it ends before this column.
@@ -280,3 +295,14 @@ def cannot_decode(class_id: int, method_id: int, arguments: bytes) -> AMQPError:
     """501 for method arguments that do not parse (RabbitMQ prints them with ``~w``)."""
     text = f"cannot decode {erlang_binary(arguments, pretty=False)}"
     return frame_error(text, class_id, method_id)
+
+
+#: RabbitMQ's ceiling for max_message_size (``?MAX_MSG_SIZE``, 512 MiB).
+MAX_MESSAGE_SIZE = 536870912
+
+
+def message_too_large(size: int, limit: int) -> AMQPError:
+    """406 for a publish larger than max_message_size (``rabbit_channel:check_msg_size``:
+    'configured' unless the limit is RabbitMQ's ceiling)."""
+    configured = "" if limit == MAX_MESSAGE_SIZE else "configured "
+    return precondition_failed(f"message size {size} is larger than {configured}max size {limit}")

@@ -404,7 +404,7 @@ def encode_shortstr(value: str) -> bytes:
     The one shortstr encoder: the generated codec calls it for every shortstr argument and
     property. Longer text raises FieldEncodeError.
     """
-    raw = value.encode()
+    raw = value.encode(errors="surrogateescape")  # property bytes that were not UTF-8
     try:
         return _LENGTH_OCTETS[len(raw)] + raw
     except IndexError:  # the length does not fit its octet

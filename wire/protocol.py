@@ -43,10 +43,18 @@ from typing import Any, Protocol
 from pykka import ActorRef
 
 from dispatchd.actors.content import Message
-from dispatchd.actors.messages import ChannelInput, ConnectionGone, Writable
+from dispatchd.actors.messages import (
+    ChannelInput,
+    ConnectionClosed,
+    ConnectionGone,
+    OversizedPublish,
+    Writable,
+)
+from dispatchd.actors.runtime import post
 from dispatchd.wire import certnames, fields, sasl, spec
 from dispatchd.wire.errors import (
     AMQPError,
+    ChannelCrashed,
     DropConnection,
     FatalFrameError,
     cannot_decode,
@@ -90,6 +98,8 @@ _CLOSE = _IDS.pack(spec.ConnectionClose.CLASS_ID, spec.ConnectionClose.METHOD_ID
 _CLOSE_OK = _IDS.pack(spec.ConnectionCloseOk.CLASS_ID, spec.ConnectionCloseOk.METHOD_ID)
 _CONTENT_HEADER_MIN = 12  # class, weight, body size; RabbitMQ accepts a header without flags
 _NO_PROPERTIES = b"\x00\x00"
+#: Property lists that always decode (none; delivery-mode alone): no need to check them.
+_PLAIN_PROPERTIES = frozenset({_NO_PROPERTIES, b"\x10\x00\x01", b"\x10\x00\x02"})
 
 
 class Limits(Protocol):
@@ -99,6 +109,7 @@ class Limits(Protocol):
     channel_max: int
     heartbeat: int
     handshake_timeout: float
+    max_message_size: int  # larger publishes are refused, their bodies read and dropped
     tls_verify: str  # EXTERNAL needs "peer"
     tls_cert_login_from: str
     tls_cert_login_san_type: str
@@ -215,9 +226,11 @@ class ChannelSlot:
     publish: spec.BasicPublish | None = None
     awaiting_header: bool = False
     raw_properties: bytes = b""
+    properties: spec.BasicProperties | None = None  # decoded when checked at the header
     body_size: int = 0
     body_parts: list[bytes] = field(default_factory=list)
     received: int = 0
+    oversized: bool = False  # body_size > max_message_size: its frames are counted, not kept
 
 
 class AMQPProtocol(asyncio.Protocol):
@@ -291,8 +304,10 @@ class AMQPProtocol(asyncio.Protocol):
         for timer in (self._handshake_timer, self._heartbeat_timer, self._close_timer):
             if timer is not None:
                 timer.cancel()
-        self._release()
-        self.broker.connection_closed(self)
+        try:
+            self._release()
+        finally:
+            self.broker.connection_closed(self)  # whatever failed, the connection is gone
 
     def data_received(self, data: bytes) -> None:  # noqa: D102
         self._received = True
@@ -329,7 +344,7 @@ class AMQPProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:  # noqa: D102
         self.writable = True
         for slot in self.channels.values():
-            slot.ref.tell(Writable())
+            post(slot.ref, Writable())
 
     # ----- outgoing
 
@@ -739,9 +754,11 @@ class AMQPProtocol(asyncio.Protocol):
                 40,
             )
         slot.raw_properties = raw
+        slot.properties = None if raw in _PLAIN_PROPERTIES else _checked_properties(raw)
         slot.body_size = body_size
         slot.received = 0
         slot.awaiting_header = False
+        slot.oversized = body_size > self.broker.settings.max_message_size
         if body_size == 0:
             self._complete(channel, slot, b"")
 
@@ -756,7 +773,9 @@ class AMQPProtocol(asyncio.Protocol):
         received = slot.received + len(payload)
         if received > slot.body_size:
             raise _expected_body()
-        if received == slot.body_size:
+        if slot.oversized:
+            self._skip_body(channel, slot, received)
+        elif received == slot.body_size:
             if slot.body_parts:
                 slot.body_parts.append(payload)
                 payload = b"".join(slot.body_parts)
@@ -766,11 +785,28 @@ class AMQPProtocol(asyncio.Protocol):
             slot.body_parts.append(payload)
             slot.received = received
 
+    def _skip_body(self, channel: int, slot: ChannelSlot, received: int) -> None:
+        """Count an oversized publish's body without keeping it; once it is all read, the
+        channel refuses the publish (RabbitMQ reads the whole body, then answers 406)."""
+        if received < slot.body_size:
+            slot.received = received
+            return
+        slot.publish = None
+        slot.received = 0
+        slot.oversized = False
+        limit = self.broker.settings.max_message_size
+        self._enqueue(channel, OversizedPublish(slot.body_size, limit))
+
     def _complete(self, channel: int, slot: ChannelSlot, body: bytes) -> None:
         publish = slot.publish
         assert publish is not None
         message = Message(
-            publish.exchange, publish.routing_key, slot.raw_properties, body, publish.mandatory
+            publish.exchange,
+            publish.routing_key,
+            slot.raw_properties,
+            body,
+            publish.mandatory,
+            slot.properties,
         )
         slot.publish = None
         slot.received = 0
@@ -790,7 +826,7 @@ class AMQPProtocol(asyncio.Protocol):
         for channel, items in self._batches.items():
             slot = self.channels.get(channel)
             if slot is not None:
-                slot.ref.tell(ChannelInput(items))
+                post(slot.ref, ChannelInput(items))
         self._batches = {}
 
     def _on_frame_while_closing(self, frame_type: int, channel: int, payload: bytes) -> None:
@@ -819,7 +855,7 @@ class AMQPProtocol(asyncio.Protocol):
         """Hand the client's close-ok to a closing channel's actor and free its number."""
         items = self._batches.pop(channel, [])
         items.append(close_ok)
-        slot.ref.tell(ChannelInput(items))
+        post(slot.ref, ChannelInput(items))
         del self.channels[channel]
         self._retired[channel] = self._retired.get(channel, 0) + 1
 
@@ -893,12 +929,14 @@ class AMQPProtocol(asyncio.Protocol):
             self._heartbeat_timer.cancel()
             self._heartbeat_timer = None
         self._dispatch()  # what arrived before the close is still processed, as in RabbitMQ
-        for slot in self.channels.values():
-            slot.ref.tell(ConnectionGone())
+        channels = list(self.channels.values())
         self.channels.clear()
-        if self.connection_ref is not None:
-            self.connection_ref.tell(ConnectionGone())
-            self.connection_ref = None
+        for slot in channels:
+            post(slot.ref, ConnectionGone())  # a crashed channel is gone already
+        ref, self.connection_ref = self.connection_ref, None
+        if ref is not None and not post(ref, ConnectionGone()):
+            # The connection actor crashed: do its last job, so exclusive queues still go.
+            post(self.broker.vhosts[self.vhost], ConnectionClosed(self.id))
 
     def _close_after(self, delay: float) -> None:
         """Read nothing more and close the socket after ``delay`` seconds."""
@@ -919,6 +957,17 @@ class AMQPProtocol(asyncio.Protocol):
         self._flush()
         if self.transport is not None:
             self.transport.close()
+
+
+def _checked_properties(raw: bytes) -> spec.BasicProperties:
+    """A publish's properties, decoded as RabbitMQ's channel decodes every publish's: ones that
+    do not decode (a bad field table, a truncated list) crash its channel, which closes the
+    connection with a bare 541 INTERNAL_ERROR; here that error, before any actor sees them.
+    (Bytes that are not UTF-8 pass, as in RabbitMQ.)"""
+    try:
+        return spec.BasicProperties.decode(raw, 0)
+    except spec.ContentHeaderDecodeError as exc:
+        raise ChannelCrashed(f"content properties do not decode: {exc}") from None
 
 
 def _inside_field_table(error: spec.MethodDecodeError) -> bool:

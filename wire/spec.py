@@ -2566,13 +2566,13 @@ class BasicProperties(Record):
                 offset += 2
             if flags & FLAG_CONTENT_TYPE:
                 end = offset + 1 + buf[offset]
-                content_type = buf[offset + 1:end].decode()
+                content_type = buf[offset + 1:end].decode(errors='surrogateescape')
                 offset = end
             else:
                 content_type = None
             if flags & FLAG_CONTENT_ENCODING:
                 end = offset + 1 + buf[offset]
-                content_encoding = buf[offset + 1:end].decode()
+                content_encoding = buf[offset + 1:end].decode(errors='surrogateescape')
                 offset = end
             else:
                 content_encoding = None
@@ -2592,25 +2592,25 @@ class BasicProperties(Record):
                 priority = None
             if flags & FLAG_CORRELATION_ID:
                 end = offset + 1 + buf[offset]
-                correlation_id = buf[offset + 1:end].decode()
+                correlation_id = buf[offset + 1:end].decode(errors='surrogateescape')
                 offset = end
             else:
                 correlation_id = None
             if flags & FLAG_REPLY_TO:
                 end = offset + 1 + buf[offset]
-                reply_to = buf[offset + 1:end].decode()
+                reply_to = buf[offset + 1:end].decode(errors='surrogateescape')
                 offset = end
             else:
                 reply_to = None
             if flags & FLAG_EXPIRATION:
                 end = offset + 1 + buf[offset]
-                expiration = buf[offset + 1:end].decode()
+                expiration = buf[offset + 1:end].decode(errors='surrogateescape')
                 offset = end
             else:
                 expiration = None
             if flags & FLAG_MESSAGE_ID:
                 end = offset + 1 + buf[offset]
-                message_id = buf[offset + 1:end].decode()
+                message_id = buf[offset + 1:end].decode(errors='surrogateescape')
                 offset = end
             else:
                 message_id = None
@@ -2621,25 +2621,25 @@ class BasicProperties(Record):
                 timestamp = None
             if flags & FLAG_TYPE:
                 end = offset + 1 + buf[offset]
-                type = buf[offset + 1:end].decode()
+                type = buf[offset + 1:end].decode(errors='surrogateescape')
                 offset = end
             else:
                 type = None
             if flags & FLAG_USER_ID:
                 end = offset + 1 + buf[offset]
-                user_id = buf[offset + 1:end].decode()
+                user_id = buf[offset + 1:end].decode(errors='surrogateescape')
                 offset = end
             else:
                 user_id = None
             if flags & FLAG_APP_ID:
                 end = offset + 1 + buf[offset]
-                app_id = buf[offset + 1:end].decode()
+                app_id = buf[offset + 1:end].decode(errors='surrogateescape')
                 offset = end
             else:
                 app_id = None
             if flags & FLAG_CLUSTER_ID:
                 end = offset + 1 + buf[offset]
-                cluster_id = buf[offset + 1:end].decode()
+                cluster_id = buf[offset + 1:end].decode(errors='surrogateescape')
                 offset = end
             else:
                 cluster_id = None
