@@ -349,8 +349,8 @@ class AdminApp:
         r("/api/whoami", "GET", self.whoami)
         r("/api/nodes", "GET", lambda: [self.records().node_record()], monitor)
         r("/api/nodes/<name>", "GET", self.get_node, monitor)
-        r("/api/health/checks/alarms", "GET", lambda: HEALTHY)
-        r("/api/health/checks/local-alarms", "GET", lambda: HEALTHY)
+        r("/api/health/checks/alarms", "GET", lambda: self.check_alarms("in the cluster"))
+        r("/api/health/checks/local-alarms", "GET", lambda: self.check_alarms("on the node"))
         r("/api/health/checks/virtual-hosts", "GET", self.check_virtual_hosts)
         r("/api/health/checks/port-listener/<port>", "GET", self.check_port_listener)
         r("/api/aliveness-test/<vhost>", "GET", self.aliveness_test)
@@ -475,6 +475,13 @@ class AdminApp:
         if node["name"] != name:
             raise not_found()
         return node
+
+    def check_alarms(self, where: str) -> Any:
+        """``GET /api/health/checks/alarms`` and ``local-alarms``: 503 while one is on."""
+        alarms = self.records().alarms()
+        if alarms:
+            return _unhealthy(f"There are alarms in effect {where}", alarms=alarms)
+        return HEALTHY
 
     def check_virtual_hosts(self) -> dict[str, Any]:
         """``GET /api/health/checks/virtual-hosts``: every vhost's actor is running."""

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from dispatchd.admin.records import Records
+from dispatchd.alarms import DISK, MEMORY
 
 __all__ = ["CONTENT_TYPE", "render"]
 
@@ -133,6 +134,18 @@ def render(records: Records) -> str:
         )
         for reason, n in sorted(snap.tls_handshake_failures.items()):
             failures.add(n, reason=reason)
+    res = snap.resources
+    if res is not None:
+        for name, help_text, value in (
+            ("memory_used_bytes", "Resident set size of the broker process.", res.mem_used),
+            ("memory_limit_bytes", "Memory high watermark.", res.mem_limit),
+            ("disk_free_bytes", "Free space on the data dir's filesystem.", res.disk_free),
+            ("disk_free_limit_bytes", "Disk free limit.", res.disk_free_limit),
+        ):
+            family(name, "gauge", help_text).add(value)
+        alarm = family("resource_alarm", "gauge", "1 while the resource's alarm is on.")
+        for resource in (MEMORY, DISK):
+            alarm.add(int(resource in res.alarms), resource=resource)
     commits = snap.commits
     if commits is not None:
         latency = family("store_commit_seconds", "summary", "Store commit latency (group commits).")

@@ -35,6 +35,7 @@ from dispatchd.actors.routing import ROUTERS
 from dispatchd.actors.runtime import ActorInfo
 from dispatchd.admin.rates import RateTracker
 from dispatchd.admin.snapshot import ConnectionState, Snapshot
+from dispatchd.alarms import DISK, MEMORY
 
 #: /api/nodes ``auth_mechanisms``: RabbitMQ's descriptions of the mechanisms dispatchd has.
 MECHANISM_DESCRIPTIONS = {
@@ -233,11 +234,12 @@ class Records:
     def node_record(self) -> dict[str, Any]:
         """``GET /api/nodes/{name}``: this node, with what dispatchd measures of it."""
         snap = self.snap
+        res = snap.resources
         try:
-            disk_free = shutil.disk_usage(snap.data_dir or ".").free
+            disk_free = res.disk_free if res else shutil.disk_usage(snap.data_dir or ".").free
         except OSError:
             disk_free = 0
-        return {
+        record = {
             "name": self.node,
             "type": "disc",
             "running": True,
@@ -246,9 +248,9 @@ class Records:
             **_process(),
             "sockets_used": len(snap.connections),
             "proc_used": len(snap.actors),
-            "mem_alarm": False,
+            "mem_alarm": bool(res and MEMORY in res.alarms),
             "disk_free": disk_free,
-            "disk_free_alarm": False,
+            "disk_free_alarm": bool(res and DISK in res.alarms),
             "db_dir": snap.data_dir,
             "partitions": [],
             "auth_mechanisms": [
@@ -259,6 +261,19 @@ class Records:
                 {"name": name, "description": "", "enabled": True} for name in ROUTERS
             ],
         }
+        if res is not None:
+            record |= {
+                "mem_used": res.mem_used,
+                "mem_limit": res.mem_limit,
+                "disk_free_limit": res.disk_free_limit,
+            }
+        return record
+
+    def alarms(self) -> list[dict[str, str]]:
+        """The alarms on, as ``rabbit_alarm:format_as_maps``."""
+        res = self.snap.resources
+        names = {MEMORY: "memory", DISK: "disk space"}
+        return [{"resource": names[r], "node": self.node} for r in (res.alarms if res else ())]
 
     # ----- connections and channels
 

@@ -28,6 +28,7 @@ from pykka import ActorDeadError
 from dispatchd.access import AccessControl
 from dispatchd.actors.runtime import ActorInfo, Describe, LoopActorRef, LoopFuture
 from dispatchd.actors.stats import MessageTotals
+from dispatchd.alarms import Resources
 from dispatchd.store.actor import CommitStats
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class Snapshot:
     commits: CommitStats | None  # the store's commits so far (None: no store)
     started_at: float = 0.0  # time.time() when the broker started
     data_dir: str = ""
+    resources: Resources | None = None  # memory and disk, and the alarms on
     by_urn: Mapping[str, ActorInfo] = field(default_factory=dict)
 
     def describe(self, urn: str | None) -> Mapping[str, Any] | None:
@@ -108,7 +110,7 @@ def _connection_state(protocol: AMQPProtocol) -> ConnectionState:
     return ConnectionState(
         id=protocol.id,
         name=protocol.connection_name,
-        state=protocol.state.name.lower(),
+        state=protocol.throttle_state,
         user=protocol.user,
         vhost=protocol.vhost,
         peer_host=peer_host,
@@ -219,6 +221,7 @@ async def collect(
         commits=dataclasses.replace(broker.commits) if broker.commits is not None else None,
         started_at=broker.started_at,
         data_dir=str(settings.data_dir or ""),
+        resources=broker.monitor.figures() if broker.monitor is not None else None,
         by_urn={info.urn: info for info in actors},
     )
 

@@ -26,6 +26,7 @@ from dispatchd.actors.channel import ChannelActor
 from dispatchd.actors.connection import ConnectionActor
 from dispatchd.actors.messages import StopVhost
 from dispatchd.actors.vhost import VhostActor
+from dispatchd.alarms import Alarms, ResourceMonitor
 from dispatchd.config import Settings, user_list, value_list
 from dispatchd.store.actor import CommitStats
 from dispatchd.store.ids import StoreIds
@@ -47,6 +48,7 @@ CAPABILITIES: dict[str, bool] = {
     "per_consumer_qos": True,
     "authentication_failure_close": True,
     "direct_reply_to": True,
+    "connection.blocked": True,
 }
 
 
@@ -98,6 +100,8 @@ class Broker:
         self.vhosts: dict[str, ActorRef[Any]] = {}
         self.connections: dict[int, AMQPProtocol] = {}
         self.listeners: list[Listener] = []  # filled in as each listener binds
+        self.alarms = Alarms()  # kept by the monitor, read by every connection
+        self.monitor: ResourceMonitor | None = None  # measuring memory and disk, once started
         self.capabilities = dict(CAPABILITIES)
         self.cluster_name = node_name()
         self.started_at = time.time()
@@ -184,6 +188,11 @@ class Broker:
                 f"user limit of ({limit})"
             )
         return None
+
+    def alarms_changed(self, _resource: str, _on: bool) -> None:
+        """A resource alarm was raised or cleared: blocked connections may read again."""
+        for protocol in list(self.connections.values()):
+            protocol.alarms_changed()
 
     # ----- connections
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dispatchd.alarms import DiskLimit, MemoryWatermark
 from dispatchd.store.batching import BATCH_BYTES, BATCH_ROWS
 from dispatchd.wire.errors import MAX_MESSAGE_SIZE
 
@@ -135,6 +136,20 @@ class Settings:
             "the rest wait in the store"
         },
     )
+    memory_high_watermark: str = field(
+        default="0.4",
+        metadata={
+            "help": "memory alarm above this RSS: a fraction of the machine's memory (or the "
+            "cgroup limit, if lower), or a size (2GiB, 150MiB, 2GB, bytes)"
+        },
+    )
+    disk_free_limit: str = field(
+        default="50000000",
+        metadata={
+            "help": "disk alarm below this free space on the data dir's filesystem: a size "
+            "(50MB, 1GB, bytes) or a multiple of the memory (1.0)"
+        },
+    )
     store_batch_rows: int = field(
         default=BATCH_ROWS,
         metadata={"help": "most message rows in one group commit (the rest wait for the next)"},
@@ -247,6 +262,11 @@ def _check_limits(settings: Settings) -> None:
             raise SystemExit(f"dispatchd: {flag_name(name)} must be more than 0")
     if settings.handshake_timeout <= 0:
         raise SystemExit("dispatchd: --handshake-timeout must be more than 0 seconds")
+    for name, kind in (("memory_high_watermark", MemoryWatermark), ("disk_free_limit", DiskLimit)):
+        try:
+            kind.parse(getattr(settings, name))
+        except ValueError as exc:
+            raise SystemExit(f"dispatchd: {flag_name(name)}: {exc}") from None
     if settings.login_session_timeout <= 0:
         raise SystemExit("dispatchd: --login-session-timeout must be more than 0 minutes")
     if settings.tls_handshake_timeout <= 0:

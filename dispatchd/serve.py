@@ -30,6 +30,7 @@ from dispatchd import __version__, admin
 from dispatchd.actors.ready import max_priority
 from dispatchd.actors.runtime import Runtime
 from dispatchd.admin.server import AdminServer
+from dispatchd.alarms import DiskLimit, MemoryWatermark, ResourceMonitor
 from dispatchd.broker import Broker, Listener, node_name
 from dispatchd.config import DEFAULT_BIND, Settings, addresses
 from dispatchd.control import server as control
@@ -186,6 +187,15 @@ class App:
         store = StoreActor.start(db, loop, commits, budget)
         broker = Broker(settings, runtime, store, recovered, commits, access)
         broker.start()
+        broker.monitor = ResourceMonitor(
+            MemoryWatermark.parse(settings.memory_high_watermark),
+            DiskLimit.parse(settings.disk_free_limit),
+            settings.data_dir,
+            broker.cluster_name,
+            broker.alarms,
+            broker.alarms_changed,
+        )
+        broker.monitor.start()
         if settings.load_definitions:
             await _load_definitions(broker, settings.load_definitions, store)
         try:
@@ -227,6 +237,8 @@ class App:
             server.close()
         if self.admin_server is not None:
             await asyncio.to_thread(self.admin_server.stop)
+        if broker.monitor is not None:
+            broker.monitor.stop()
         await broker.close_all("shutdown", SHUTDOWN_GRACE)
         await asyncio.gather(*broker.runtime.stop_all(), return_exceptions=True)
         await asyncio.to_thread(broker.store.stop)  # the store's inbox drains and commits first

@@ -132,6 +132,10 @@ class FrameReader:
             if pos:
                 del buf[:pos]
 
+    def hold(self, data: bytes) -> None:
+        """Add bytes without reading them (the connection is blocked)."""
+        self._buf += data
+
     def discard(self) -> None:
         """Forget buffered bytes (the stream is out of step, or the connection is closing)."""
         self._buf.clear()

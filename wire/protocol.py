@@ -14,6 +14,15 @@ Errors follow RabbitMQ 3.x (``rabbit_reader``), including how each one ends the 
   socket is dropped :data:`SILENT_CLOSE_DELAY` seconds after the close;
 - a method the codec does not know, or a field table it cannot parse, drops the socket at once.
 
+Memory and disk alarms block publishers as ``rabbit_reader``'s ``control_throttle`` does
+(3.10): the alarm itself changes nothing; a content header or body frame that arrives while
+one is on blocks the connection right after that frame. It is then not read at all (the
+rest of what arrived waits in the frame reader; ``pause_reading`` stops the socket), its
+heartbeat monitoring pauses, and a client with the ``connection.blocked`` capability gets
+``connection.blocked`` with the reason. Once no alarm is left it is read again (the held
+frames first), and told ``connection.unblocked`` if it was told it was blocked. A
+connection that only consumes or acks is never blocked; its state shows ``blocking``.
+
 connection.update-secret (RabbitMQ's extension) is answered once the connection is running;
 before that it is an unexpected method like any other.
 
@@ -26,7 +35,7 @@ import asyncio
 import logging
 import struct
 import time
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Collection, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Protocol
@@ -107,6 +116,16 @@ class Limits(Protocol):
     tls_cert_login_san_index: int
 
 
+class Alarms(Protocol):
+    """The broker's resource alarms (``dispatchd.alarms.Alarms``)."""
+
+    active: Collection[str]
+
+    @property
+    def reason(self) -> str:
+        """connection.blocked's reason."""
+
+
 class Server(Protocol):
     """What a connection asks of the broker it belongs to (``dispatchd.broker.Broker``).
 
@@ -116,6 +135,7 @@ class Server(Protocol):
 
     settings: Limits
     server_properties: Mapping[str, Any]  # connection.start's, capabilities included
+    alarms: Alarms  # the resource alarms on (memory, disk)
     loopback_users: Container[str]  # users who may only log in from a loopback address
     auth_mechanisms: Sequence[str]  # the SASL mechanisms configured, in order
 
@@ -238,6 +258,9 @@ class AMQPProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.writable = True
         self.cancel_notify = False  # the client's consumer_cancel_notify capability
+        self.blocked_notify = False  # the client's connection.blocked capability
+        self.blocked = False  # a publish arrived during an alarm: nothing is read
+        self._blocked_sent = False  # connection.blocked was sent, unblocked is owed
         self._header = b""
         self._out: list[bytes] = []
         self._flush_scheduled = False
@@ -288,6 +311,9 @@ class AMQPProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:  # noqa: D102
         self._received = True
+        if self.blocked:  # arrived before pause_reading took effect: keep it for later
+            self.reader.hold(data)
+            return
         if self.state is HANDSHAKE:
             data = self._read_protocol_header(data)
             if not data:
@@ -300,7 +326,7 @@ class AMQPProtocol(asyncio.Protocol):
                     self._on_frame(frame_type, channel, payload)
                 except (AMQPError, DropConnection) as error:
                     self._fail(error)
-                if self.state is CLOSED:
+                if self.state is CLOSED or self.blocked:
                     break
         except FatalFrameError as error:
             self._fail(error)
@@ -426,6 +452,9 @@ class AMQPProtocol(asyncio.Protocol):
         self.cancel_notify = isinstance(capabilities, dict) and bool(
             capabilities.get("consumer_cancel_notify")
         )
+        self.blocked_notify = (
+            isinstance(capabilities, dict) and capabilities.get("connection.blocked") is True
+        )
         try:
             sasl.check_mechanism(method.mechanism, self._offered())
             if method.mechanism == sasl.EXTERNAL:
@@ -530,7 +559,8 @@ class AMQPProtocol(asyncio.Protocol):
         self._sent = False
         self._ticks += 1
         if self._ticks % 2 == 0:
-            self._missed = 0 if self._received else self._missed + 1
+            # a blocked connection is not read, so its silence proves nothing (pause_monitor)
+            self._missed = 0 if self._received or self.blocked else self._missed + 1
             self._received = False
             if self._missed >= 2:
                 log.warning(
@@ -542,6 +572,44 @@ class AMQPProtocol(asyncio.Protocol):
                 return
         self._heartbeat_timer = self._loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
 
+    # ----- resource alarms
+
+    @property
+    def throttle_state(self) -> str:
+        """The state as RabbitMQ lists it: ``blocked``, ``blocking`` (an alarm is on, nothing
+        published since), or the connection state."""
+        if self.state is RUNNING:
+            if self.blocked:
+                return "blocked"
+            if self.broker.alarms.active:
+                return "blocking"
+        return self.state.name.lower()
+
+    def _block(self) -> None:
+        """A publish frame arrived during an alarm: stop reading after it (maybe_block)."""
+        if self.blocked:
+            return
+        self.blocked = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+        if self.blocked_notify and not self._blocked_sent:
+            self._blocked_sent = True
+            reason = self.broker.alarms.reason
+            self._write_control(method_frame(0, spec.ConnectionBlocked(reason=reason).encode()))
+
+    def alarms_changed(self) -> None:
+        """The broker's alarms changed: with none left, read again (maybe_unblock)."""
+        if not self.blocked or self.broker.alarms.active or self.state is not RUNNING:
+            return
+        self.blocked = False
+        self._received = True  # the monitor resumes afresh
+        if self._blocked_sent:
+            self._blocked_sent = False
+            self._write_control(method_frame(0, spec.ConnectionUnblocked().encode()))
+        if self.transport is not None:
+            self.transport.resume_reading()
+        self.data_received(b"")  # the frames held since the block
+
     # ----- incoming frames
 
     def _on_frame(self, frame_type: int, channel: int, payload: bytes) -> None:
@@ -552,9 +620,13 @@ class AMQPProtocol(asyncio.Protocol):
                 return
             if frame_type == FRAME_BODY:
                 self._on_body(channel, payload)
+                if self.broker.alarms.active:
+                    self._block()
                 return
             if frame_type == FRAME_HEADER:
                 self._on_header(channel, payload)
+                if self.broker.alarms.active:
+                    self._block()
                 return
         elif state is CLOSING:
             self._on_frame_while_closing(frame_type, channel, payload)
@@ -833,6 +905,10 @@ class AMQPProtocol(asyncio.Protocol):
             return
         timeout = SILENT_CLOSE_DELAY if self.state is STARTING else CLOSE_OK_TIMEOUT
         self.state = CLOSING
+        if self.blocked:  # read again, for the close-ok (RabbitMQ's closing state reads)
+            self.blocked = False
+            if self.transport is not None:
+                self.transport.resume_reading()
         self._release()
         self._close_later(timeout)
 

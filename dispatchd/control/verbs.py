@@ -25,6 +25,7 @@ from dispatchd.actors.runtime import Describe
 from dispatchd.admin.rates import RateTracker
 from dispatchd.admin.records import Records
 from dispatchd.admin.snapshot import collect
+from dispatchd.alarms import DISK, MEMORY, DiskLimit, MemoryWatermark, ResourceMonitor, parse_size
 from dispatchd.broker import Listener
 from dispatchd.control.output import (
     EX_DATAERR,
@@ -140,12 +141,13 @@ def _usage(
     args: Sequence[str],
     usage: str,
     prefix: str = "Error (argument validation)",
+    code: int = EX_USAGE,
 ) -> CtlError:
     given = " ".join([name, *args])
     return CtlError(
         f"{prefix}: {problem}\nArguments given:\n\t{given}\n\nUsage\n\n"
         f"rabbitmqctl [--node <node>] [--longnames] [--quiet] {name} {usage}".rstrip(),
-        EX_USAGE,
+        code,
     )
 
 
@@ -938,9 +940,66 @@ async def check_running(c: Context, _args: list[str]) -> Output:
 
 @verb("check_local_alarms", "", 0)
 async def check_local_alarms(c: Context, _args: list[str]) -> Output:
-    """``check_local_alarms`` (rabbitmq-diagnostics): dispatchd raises no alarms yet."""
-    c.say(f"Asking {c.broker.cluster_name} to report any local resource alarms ...")
-    return Output(text=f"Node {c.broker.cluster_name} reported no local alarms")
+    """``check_local_alarms`` (rabbitmq-diagnostics): exit 69 with a line per alarm on, in
+    the order they were raised."""
+    node = c.broker.cluster_name
+    c.say(f"Asking node {node} to report any local resource alarms ...")
+    lines = [ALARM_LINES[r].format(node) for r in c.broker.alarms.active]
+    if lines:
+        raise CtlError("Error:\n" + "\n".join(lines), EX_UNAVAILABLE)
+    return Output(text=f"Node {node} reported no local alarms")
+
+
+ALARM_LINES = {MEMORY: "Memory alarm on node {}", DISK: "Free disk space alarm on node {}"}
+WATERMARK_USAGE = "<fraction> | absolute <value>"
+DISK_USAGE = "<disk_limit> | mem_relative <fraction>"
+
+
+def _monitor(c: Context) -> ResourceMonitor:
+    monitor = c.broker.monitor
+    assert monitor is not None  # started with the app
+    return monitor
+
+
+@verb("set_vm_memory_high_watermark", WATERMARK_USAGE, 1, 2)
+async def set_vm_memory_high_watermark(c: Context, args: list[str]) -> Output:
+    """``set_vm_memory_high_watermark <fraction>`` or ``absolute <size>``: applied at once."""
+    name = "set_vm_memory_high_watermark"
+    absolute = len(args) == 2
+    if absolute and args[0] != "absolute":
+        raise _usage("Bad argument.", name, args, WATERMARK_USAGE, code=EX_DATAERR)
+    try:
+        if absolute:
+            watermark = MemoryWatermark(None, parse_size(args[1]))
+        else:
+            fraction = float(args[0])
+            if not 0 <= fraction <= 1:
+                raise ValueError("The threshold should be a fraction between 0.0 and 1.0")
+            watermark = MemoryWatermark(fraction, None)
+    except ValueError as exc:
+        problem = f"Bad argument: {exc}" if "fraction" in str(exc) else "Bad argument."
+        raise _usage(problem, name, args, WATERMARK_USAGE, code=EX_DATAERR) from None
+    shown = f"{args[1]} bytes" if absolute else args[0]
+    c.say(f"Setting memory threshold on {c.broker.cluster_name} to {shown} ...")
+    _monitor(c).set_watermark(watermark)
+    return Output()
+
+
+@verb("set_disk_free_limit", DISK_USAGE, 1, 2)
+async def set_disk_free_limit(c: Context, args: list[str]) -> Output:
+    """``set_disk_free_limit <size>`` or ``mem_relative <fraction>``: applied at once."""
+    name = "set_disk_free_limit"
+    relative = len(args) == 2
+    if relative and args[0] != "mem_relative":
+        raise _usage("Bad argument.", name, args, DISK_USAGE, code=EX_DATAERR)
+    try:
+        limit = DiskLimit(None, float(args[1])) if relative else DiskLimit(parse_size(args[0]))
+    except ValueError:
+        raise _usage("Bad argument.", name, args, DISK_USAGE, code=EX_DATAERR) from None
+    shown = f"{args[1]} times the total RAM" if relative else f"{args[0]} bytes"
+    c.say(f"Setting disk free limit on {c.broker.cluster_name} to {shown} ...")
+    _monitor(c).set_disk_limit(limit)
+    return Output()
 
 
 async def _connect(host: str, listener: Listener) -> None:
