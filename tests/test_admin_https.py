@@ -19,7 +19,7 @@ import pytest
 
 from tests.admin_support import AdminClient, eventually, start_admin_broker
 from tests.conftest import BrokerProcess, free_port
-from tests.support import WAIT
+from tests.support import WAIT, ipv6_loopback
 from tests.support.certs import Certs
 
 HANDSHAKE_TIMEOUT = 3.0
@@ -190,16 +190,7 @@ def test_a_certificate_that_cannot_load_stops_start_up(
     assert "Traceback" not in proc.log, proc.log
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
 def test_admin_listens_on_every_bind_address(tmp_path: Path) -> None:
     proc, client = start_admin_broker(tmp_path, "--bind", "127.0.0.1,::1")
     try:

@@ -28,7 +28,7 @@ import pika
 import pytest
 
 from tests.conftest import BrokerProcess, free_port, tls_args
-from tests.support import WAIT
+from tests.support import WAIT, ipv6_loopback
 from tests.support.certs import Certs, Pair
 
 
@@ -192,16 +192,6 @@ def mtls_broker(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Itera
     proc.tls_port = tls_port
     yield proc.start()
     proc.stop()
-
-
-def ipv6_loopback() -> bool:
-    """Whether this host can listen on ``::1``."""
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ itself, with a deadline, through these helpers.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-__all__ = ["QUIET", "WAIT", "get_all", "pump", "quiet", "wait_until"]
+__all__ = ["QUIET", "WAIT", "get_all", "ipv6_loopback", "pump", "quiet", "wait_until"]
 
 WAIT = 5.0
 """Seconds a test waits for the broker before it gives up."""
@@ -61,3 +62,13 @@ def get_all(channel: BlockingChannel, queue: str, auto_ack: bool = True) -> list
         if method is None:
             return out
         out.append((method, properties, body))
+
+
+def ipv6_loopback() -> bool:
+    """Whether this host can listen on ``::1`` (IPv6 may be turned off in a container)."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
