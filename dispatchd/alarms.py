@@ -116,12 +116,14 @@ class MemoryWatermark:
     def parse(cls, text: str) -> MemoryWatermark:
         """``0.4`` (a fraction, 0 to 1) or a size (``2GiB``, ``150MiB``, ``2000000000``)."""
         text = text.strip()
-        if "." in text:
-            fraction = float(text)
-            if not 0 <= fraction <= 1:
-                raise ValueError("The threshold should be a fraction between 0.0 and 1.0")
-            return cls(fraction, None)
-        return cls(None, parse_size(text))
+        return cls.of_fraction(float(text)) if "." in text else cls(None, parse_size(text))
+
+    @classmethod
+    def of_fraction(cls, fraction: float) -> MemoryWatermark:
+        """A fraction of the memory, 0 to 1 (ValueError with rabbitmqctl's text otherwise)."""
+        if not 0 <= fraction <= 1:
+            raise ValueError("The threshold should be a fraction between 0.0 and 1.0")
+        return cls(fraction, None)
 
     def limit(self, total: int) -> int:
         """The limit in bytes for ``total`` bytes of memory."""
@@ -254,6 +256,12 @@ class ResourceMonitor:
 
     def start(self) -> None:
         """Measure now, then keep measuring."""
+        self._log_watermark()
+        self._log_disk_limit()
+        self._check_memory()
+        self._check_disk()
+
+    def _log_watermark(self) -> None:
         log.info(
             "Memory high watermark set to %d MiB (%d bytes) of %d MiB (%d bytes) total",
             self.mem_limit >> 20,
@@ -261,9 +269,9 @@ class ResourceMonitor:
             self.total >> 20,
             self.total,
         )
+
+    def _log_disk_limit(self) -> None:
         log.info("Disk free limit set to %dMB", self.disk_free_limit // 1_000_000)
-        self._check_memory()
-        self._check_disk()
 
     def stop(self) -> None:
         """Stop measuring."""
@@ -275,20 +283,14 @@ class ResourceMonitor:
     def set_watermark(self, watermark: MemoryWatermark) -> None:
         """``set_vm_memory_high_watermark``: a new limit, applied at once."""
         self.watermark = watermark
-        log.info(
-            "Memory high watermark set to %d MiB (%d bytes) of %d MiB (%d bytes) total",
-            self.mem_limit >> 20,
-            self.mem_limit,
-            self.total >> 20,
-            self.total,
-        )
+        self._log_watermark()
         self._timers.pop(MEMORY).cancel()
         self._check_memory()
 
     def set_disk_limit(self, limit: DiskLimit) -> None:
         """``set_disk_free_limit``: a new limit, applied at once."""
         self.disk_limit = limit
-        log.info("Disk free limit set to %dMB", self.disk_free_limit // 1_000_000)
+        self._log_disk_limit()
         self._timers.pop(DISK).cancel()
         self._check_disk()
 

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import uvloop
+from uvloop.loop import SSLProtocol as UVSSLProtocol
+
 from dispatchd.wire.certnames import distinguished_name
 
 __all__ = ["SHUTDOWN_TIMEOUT", "TLSAcceptor", "endpoint", "session_info"]
@@ -24,12 +27,6 @@ __all__ = ["SHUTDOWN_TIMEOUT", "TLSAcceptor", "endpoint", "session_info"]
 SHUTDOWN_TIMEOUT = 2.0
 """Seconds a closing TLS connection waits for the peer's close_notify before the socket is cut
 (the loops' default, 30 s, holds a silent peer's socket that long after its connection ended)."""
-
-try:
-    import uvloop
-    from uvloop.loop import SSLProtocol as UVSSLProtocol
-except ImportError:  # pragma: no cover - uvloop is a dependency
-    uvloop = None  # type: ignore[assignment]
 
 
 class TLSAcceptor(asyncio.Protocol):
@@ -50,11 +47,7 @@ class TLSAcceptor(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
-        protocol_class = (
-            UVSSLProtocol
-            if uvloop is not None and isinstance(loop, uvloop.Loop)
-            else sslproto.SSLProtocol
-        )
+        protocol_class = UVSSLProtocol if isinstance(loop, uvloop.Loop) else sslproto.SSLProtocol
         tls = protocol_class(
             loop,
             self._app(),

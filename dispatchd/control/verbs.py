@@ -972,10 +972,7 @@ async def set_vm_memory_high_watermark(c: Context, args: list[str]) -> Output:
         if absolute:
             watermark = MemoryWatermark(None, parse_size(args[1]))
         else:
-            fraction = float(args[0])
-            if not 0 <= fraction <= 1:
-                raise ValueError("The threshold should be a fraction between 0.0 and 1.0")
-            watermark = MemoryWatermark(fraction, None)
+            watermark = MemoryWatermark.of_fraction(float(args[0]))
     except ValueError as exc:
         problem = f"Bad argument: {exc}" if "fraction" in str(exc) else "Bad argument."
         raise _usage(problem, name, args, WATERMARK_USAGE, code=EX_DATAERR) from None
